@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Each creates .venv if missing and installs everything the project needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# CPU build of PyTorch, pinned: an unpinned torch pulls several GB of CUDA packages.
+TORCH_PIN := torch==2.13.0
+
+.PHONY: demo test venv bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PIN)
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m dlreg demo --output demo-output
+
+test: $(STAMP)
+	$(PY) -m pytest -q Testing
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) benchmarks/zeroshot.py
+
+clean:
+	rm -rf $(VENV) demo-output build *.egg-info
