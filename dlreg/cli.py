@@ -19,6 +19,9 @@ from dlreg.errors import DLRegError
 # Modules that add sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = (
     "dlreg.commands",
+    "dlreg.zeroshot.cli",
+    "dlreg.rigid3d.cli",
+    "dlreg.modality.cli",
 )
 
 

@@ -1,0 +1,130 @@
+"""dlreg.zeroshot building blocks, dlreg.metrics and dlreg.weights (fast, no external data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlreg import metrics, weights
+from dlreg.errors import MismatchedInputsError, WeightsError
+from dlreg.zeroshot import estimators as est
+from dlreg.zeroshot.keypoints import centres_of_mass
+from dlreg.zeroshot.mlp import AffineMLP, predict
+from dlreg.zeroshot.uncertainty import blackening_masks, position_variance_map
+
+
+def random_affine(rng: np.random.Generator) -> np.ndarray:
+    m = np.eye(3)
+    m[:2, :2] += rng.uniform(-0.1, 0.1, (2, 2))
+    m[:2, 2] = rng.uniform(-20, 20, 2)
+    return m
+
+
+def test_params_roundtrip():
+    m = random_affine(np.random.default_rng(0))
+    assert np.allclose(est.params_to_matrix(est.matrix_to_params(m)), m)
+
+
+def test_closed_form_is_exact_on_clean_points():
+    rng = np.random.default_rng(1)
+    m = random_affine(rng)
+    x = rng.uniform(0, 200, (40, 2))
+    y = x @ m[:2, :2].T + m[:2, 2]
+    assert np.allclose(est.closed_form(x, y), m, atol=1e-8)
+
+
+def test_robust_survives_outlier_channels():
+    rng = np.random.default_rng(2)
+    m = random_affine(rng)
+    x = rng.uniform(0, 200, (60, 2))
+    y = x @ m[:2, :2].T + m[:2, 2] + rng.normal(0, 0.3, (60, 2))
+    y[:20] = rng.uniform(0, 200, (20, 2))  # a third of the channels disagree
+    fit, w = est.robust(x, y, rng=np.random.default_rng(0))
+    assert np.abs(fit - m).max() < 0.3 and (w[:20] > 0).sum() <= 3
+
+
+def test_robust_refuses_too_few_points():
+    with pytest.raises(MismatchedInputsError, match="overlap"):
+        est.robust(np.zeros((2, 2)), np.zeros((2, 2)), rng=np.random.default_rng(0))
+
+
+def test_centre_of_mass_of_thresholded_map():
+    maps = torch.zeros(1, 2, 32, 48)
+    maps[0, 0, 10:14, 20:30] = 1.0
+    maps[0, 0, 0, 0] = 0.5  # below 95% of the max: ignored (paper eq. 1)
+    pts, valid = centres_of_mass(maps, (0.95,))
+    assert np.allclose(pts[0, 0], [24.5, 11.5]) and valid[0, 0] and not valid[0, 1]
+
+
+def test_mlp_predict_shapes_and_residual_identity():
+    model = AffineMLP().eval()
+    x = np.random.default_rng(0).uniform(0, 1, (3, 64, 2))
+    out = predict(model, x, x, residual_steps=2)
+    assert out.shape == (3, 3, 3) and np.allclose(out[:, 2], [0, 0, 1])
+
+
+def test_blackening_is_seeded_and_variance_map_is_zero_for_equal_runs():
+    a = blackening_masks((40, 40), 4, torch.Generator().manual_seed(3))
+    b = blackening_masks((40, 40), 4, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and 0.02 < float(1 - a.mean()) < 0.25
+    assert np.allclose(position_variance_map(np.stack([np.eye(3)] * 3), (5, 6)), 0)
+
+
+def test_metrics_identity_and_shift():
+    rng = np.random.default_rng(0)
+    img = np.zeros((64, 64))
+    img[16:48, 12:40] = 1.0 + 0.1 * rng.random((32, 28))
+    same = metrics.all_metrics(img, img)
+    assert same == pytest.approx({"dice": 1.0, "ssim": 1.0, "mi": 1.0, "mse": 0.0})
+    moved = metrics.all_metrics(img, np.roll(img, 6, axis=1))
+    assert moved["dice"] < 1 and moved["ssim"] < 1 and moved["mi"] < 1 and moved["mse"] > 0
+    assert 0.0 <= moved["mi"] <= 1.0
+
+
+def test_bundled_vgg_checksum_and_shapes():
+    state = weights.load_vgg_conv1()
+    assert state["features.0.weight"].shape == (64, 3, 3, 3)
+    assert weights.sha256_of(weights.bundled_path("vgg16_conv1_imagenet")) == \
+        weights.model_card("vgg16_conv1_imagenet")["sha256"]
+    assert "CC BY 4.0" in weights.model_card("vgg16_conv1_imagenet")["license"]
+
+
+def test_corrupt_bundled_file_is_refused(tmp_path, monkeypatch):
+    card = weights.model_card("vgg16_conv1_imagenet")
+    (tmp_path / "vgg16_conv1_imagenet.json").write_text(__import__("json").dumps(card))
+    (tmp_path / card["file"]).write_bytes(b"not weights")
+    monkeypatch.setattr(weights, "MODELS_DIR", tmp_path)
+    with pytest.raises(WeightsError, match="corrupted"):
+        weights.load_vgg_conv1()
+    with pytest.raises(WeightsError, match="no bundled model"):
+        weights.model_card("nope")
+
+
+def test_user_vgg_file_and_hub_cache(tmp_path):
+    state = weights.load_vgg_conv1()
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save({**state, "features.5.weight": torch.zeros(1)}, hub / "vgg19-dcbb9e9d.pth")
+    loaded = weights.load_vgg_conv1(tmp_path / "hub")
+    assert torch.equal(loaded["features.2.weight"], state["features.2.weight"])
+    bad = tmp_path / "bad.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 1, 3, 3)}, bad)
+    with pytest.raises(WeightsError, match="features.0.weight"):
+        weights.load_vgg_conv1(bad)
+    with pytest.raises(WeightsError, match="do not exist"):
+        weights.load_vgg_conv1(tmp_path / "missing.pth")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(WeightsError, match="no vgg"):
+        weights.load_vgg_conv1(empty)
+
+
+def test_bundled_mlp_verifies_and_loads():
+    from dlreg.zeroshot.mlp import load_bundled_mlp
+
+    card = weights.model_card("affine_mlp_paper")
+    assert weights.sha256_of(weights.bundled_path("affine_mlp_paper")) == card["sha256"]
+    assert "synthetic" in card["training_data"]
+    x = np.random.default_rng(0).uniform(0, 1, (1, 64, 2))
+    assert np.isfinite(predict(load_bundled_mlp(), x, x)).all()

@@ -1,0 +1,247 @@
+"""Intensity refinement: affine maximisation of normalised-gradient-field (NGF) alignment.
+
+NGF (Haber & Modersitzki 2006) compares edge directions, not intensities, and squares the
+cosine, so it is indifferent to contrast and polarity (T1 vs T2 vs FLAIR). It is evaluated
+sparsely: only at the strongest edge pixels of the fixed image, where the moving image's
+gradient is sampled at the mapped position and carried back by the chain rule
+(grad(M o A) = A^T grad(M)(A p)). Coarse to fine on an image pyramid with L-BFGS;
+deterministic. Moving images are batched, so the uncertainty runs refine in one call.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dlreg.zeroshot.features import _derivatives, gaussian_blur
+
+N_EDGE_POINTS = 8000
+ACCEPT_BY_COST = False
+
+
+def _level_matrix(factor: float) -> torch.Tensor:
+    """Level pixel -> full-resolution pixel for average pooling by `factor`."""
+    s = torch.eye(3, dtype=torch.float64)
+    s[0, 0] = s[1, 1] = factor
+    s[0, 2] = s[1, 2] = (factor - 1) / 2.0
+    return s
+
+
+def _pyramid(x: torch.Tensor, factor: int, smooth: float) -> torch.Tensor:
+    x = x[:, None].float()
+    x = F.avg_pool2d(x, factor) if factor > 1 else x
+    return gaussian_blur(x, smooth)
+
+
+def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 2, H, W) gradient images and the per-image NGF epsilon (mean gradient magnitude)."""
+    gx, gy, _ = _derivatives(x)
+    g = torch.cat([gx, gy], dim=1)
+    eps = torch.sqrt((g * g).sum(dim=1)).mean(dim=(1, 2)).clamp_min(1e-6)
+    return g, eps
+
+
+def _edge_points(fixed_l: torch.Tensor, n_points: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Level-pixel positions (K, 3) and unit-normalised fixed gradients (K, 2) at the strongest edges."""
+    g, eps = _gradients(fixed_l)
+    norm2 = (g * g).sum(dim=1)[0]
+    weight = norm2 / (norm2 + eps[0] ** 2)
+    k = min(n_points, weight.numel())
+    idx = torch.topk(weight.flatten(), k).indices.sort().values
+    w = fixed_l.shape[-1]
+    ys, xs = (idx // w).double(), (idx % w).double()
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=1)
+    n = g[0].flatten(1)[:, idx].T / torch.sqrt(norm2.flatten()[idx] + eps[0] ** 2)[:, None]
+    return pts, n
+
+
+def _update(base: torch.Tensor, d: torch.Tensor, centre: torch.Tensor, half: float) -> torch.Tensor:
+    """base composed with a centred affine update; d = (a11-1, a12, tx, a21, a22-1, ty) * (half, half, 1)."""
+    n = d.shape[0]
+    scale = torch.tensor([1.0 / half, 1.0 / half, 1.0, 1.0 / half, 1.0 / half, 1.0], dtype=d.dtype)
+    eye = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], dtype=d.dtype)
+    upd = (eye + d * scale).view(n, 2, 3)
+    lin = torch.cat([upd, torch.tensor([0.0, 0.0, 1.0], dtype=d.dtype).expand(n, 1, 3)], dim=1)
+    return base @ (centre @ lin @ torch.linalg.inv(centre))
+
+
+def _centre(h: int, w: int) -> torch.Tensor:
+    c = torch.eye(3, dtype=torch.float64)
+    c[0, 2], c[1, 2] = (w - 1) / 2.0, (h - 1) / 2.0
+    return c
+
+
+def _hessians(g: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) second derivatives (xx, xy, yy) from (N, 2, H, W) gradient images."""
+    p = F.pad(g, (1, 1, 1, 1), mode="replicate")
+    dx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
+    dy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
+    return torch.stack([dx[:, 0], 0.5 * (dy[:, 0] + dx[:, 1]), dy[:, 1]], dim=1)
+
+
+class _Level:
+    """NGF of one pyramid level at the sparse fixed edge points, with its Gauss-Newton system."""
+
+    def __init__(self, fixed, moving, factor, smooth, n_points, keep, centre, half):
+        pts_l, n_fix = _edge_points(_pyramid(fixed[None], factor, smooth), n_points)
+        g_mov, eps_m = _gradients(_pyramid(moving, factor, smooth))
+        if keep is not None:
+            k_l = F.avg_pool2d(keep[:, None].float(), factor) if factor > 1 else keep[:, None].float()
+            g_mov = g_mov * k_l
+            hess = _hessians(g_mov)
+        else:
+            hess = _hessians(g_mov)
+        self.fields = torch.cat([g_mov, hess], dim=1)  # (N|1, 5, h, w)
+        self.eps2 = eps_m[:, None].float() ** 2
+        mh, mw = g_mov.shape[-2:]
+        s = _level_matrix(float(factor))
+        self.pts = pts_l @ s.T  # full-resolution pixel positions of the edge points (K, 3)
+        to_norm = torch.tensor([[2.0 / max(mw - 1, 1), 0, -1.0], [0, 2.0 / max(mh - 1, 1), -1.0],
+                                [0, 0, 1.0]], dtype=torch.float64)
+        self.pre = to_norm @ torch.linalg.inv(s)
+        self.inv_factor = 1.0 / factor
+        self.n = n_fix.float()  # (K, 2)
+        nn = torch.sqrt((self.n * self.n).sum(-1, keepdim=True)).clamp_min(1e-12)
+        self.n_hat, self.n_w = self.n / nn, nn[:, 0] ** 2
+        self.u = ((self.pts[:, :2] - centre[:2, 2]) / half).float()  # (K, 2) centred, scaled positions
+        self.half = half
+
+    def evaluate(self, a: torch.Tensor, system: bool = True, terms: bool = False):
+        """NGF score (N,) of matrices a (N, 3, 3); with system: Gauss-Newton (N, 6, 6) and (N, 6)."""
+        grid = (self.pts @ (self.pre @ a)[:, :2].transpose(1, 2))[:, None].float()  # (N, 1, K, 2)
+        fields = self.fields if len(self.fields) == len(a) else self.fields.expand(len(a), -1, -1, -1)
+        f = F.grid_sample(fields, grid, mode="bilinear", padding_mode="zeros",
+                          align_corners=True)[:, :, 0]  # (N, 5, K)
+        inside = ((grid[:, 0, :, 0].abs() <= 1) & (grid[:, 0, :, 1].abs() <= 1)).float()  # (N, K)
+        b = a[:, :2, :2].float()
+        b00, b01, b10, b11 = (b[:, i, j, None] for i in (0, 1) for j in (0, 1))
+        gx, gy = f[:, 0], f[:, 1]
+        wx, wy = gx * b00 + gy * b10, gx * b01 + gy * b11  # A^T grad M (x, y)
+        rho2 = wx * wx + wy * wy + self.eps2
+        nx, ny = self.n[:, 0], self.n[:, 1]
+        dot = wx * nx + wy * ny
+        cnt = inside.sum(1).clamp_min(1.0)
+        score = ((dot * dot / rho2 * inside).sum(1) / cnt).double()
+        if not system:
+            return score
+        # residual r = n_hat x v, v = gw / rho; d r = a . d gw with a = (n_hat_perp - r v) / rho
+        rho = torch.sqrt(rho2)
+        vx, vy = wx / rho, wy / rho
+        hx, hy = self.n_hat[:, 0], self.n_hat[:, 1]
+        r = hx * vy - hy * vx
+        ax, ay = (-hy - r * vx) / rho, (hx - r * vy) / rho
+        # d gw / d d_j = B^T H B dq/dd_j / factor (+ E_j^T gw for the linear part)
+        px, py = ax * b00 + ay * b01, ax * b10 + ay * b11  # B a
+        hxx, hxy, hyy = f[:, 2], f[:, 3], f[:, 4]
+        tx, ty = px * hxx + py * hxy, px * hxy + py * hyy
+        cx = (tx * b00 + ty * b10) * self.inv_factor
+        cy = (tx * b01 + ty * b11) * self.inv_factor
+        ux, uy, ih = self.u[:, 0], self.u[:, 1], 1.0 / self.half
+        jac = torch.stack([cx * ux + ax * wx * ih, cx * uy + ay * wx * ih, cx,
+                           cy * ux + ax * wy * ih, cy * uy + ay * wy * ih, cy], dim=2)  # (N, K, 6)
+        w = inside * self.n_w / cnt[:, None]
+        if terms:
+            return score, jac, r, w, grid
+        jw = jac * w[..., None]
+        hess = (jw.transpose(1, 2) @ jac).double()
+        if ACCEPT_BY_COST:
+            score = -(w * r * r).sum(1).double()
+        return score, hess, -(jw * r[..., None]).sum(1).double()
+
+
+def _gauss_newton(level: _Level, matrix: torch.Tensor, iterations: int, centre: torch.Tensor,
+                  half: float, min_step_px: float = 2e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Newton on the NGF cross-product residuals with an adaptive step length.
+
+    A step is kept only if the NGF score rises; the step length doubles after a success (up
+    to 8x: the Gauss-Newton matrix overestimates the curvature of the smoothed objective) and
+    is quartered after a failure. Stops when every step is below min_step_px at the image edge.
+    """
+    n = matrix.shape[0]
+    if iterations <= 0:
+        return matrix, level.evaluate(matrix, system=False)
+    score, hess, grad = level.evaluate(matrix)
+    alpha = torch.ones(n, dtype=torch.float64)
+    eye = torch.eye(6, dtype=torch.float64)
+    for _ in range(iterations):
+        diag = torch.diagonal(hess, dim1=1, dim2=2).mean(-1).clamp_min(1e-12)
+        step = torch.linalg.solve(hess + (1e-4 * diag)[:, None, None] * eye, grad[..., None])[..., 0]
+        step = step * alpha[:, None]
+        if float(step.abs().max()) < min_step_px:
+            break
+        cand = _update(matrix, step, centre, half)
+        s_c, h_c, g_c = level.evaluate(cand)
+        ok = s_c > score
+        okm = ok[:, None, None]
+        matrix = torch.where(okm, cand, matrix)
+        hess = torch.where(okm, h_c, hess)
+        grad = torch.where(ok[:, None], g_c, grad)
+        score = torch.where(ok, s_c, score)
+        alpha = torch.where(ok, (alpha * 2.0).clamp(max=8.0), alpha * 0.25)
+    return matrix, score
+
+
+def refine_affine(fixed: torch.Tensor, moving: torch.Tensor, init: torch.Tensor, *,
+                  levels: tuple[int, ...] = (4, 2, 1), iterations: tuple[int, ...] = (10, 8, 5),
+                  smooth: float = 1.0, n_points: int = N_EDGE_POINTS,
+                  keep: torch.Tensor | None = None, cache: dict | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refine (N, 3, 3) fixed->moving pixel affines by NGF of (H, W) fixed and (N|1, H, W) moving.
+
+    keep: optional (N, H, W) masks in [0, 1] that blacken parts of the moving image's edge
+    field (the uncertainty runs) without recomputing its gradients.
+    Returns the refined matrices and the final NGF alignment per image, in [0, 1]
+    (1 = every sampled edge direction agrees).
+    """
+    n = init.shape[0]
+    h, w = fixed.shape[-2:]
+    centre, half = _centre(h, w), max(h, w) / 2.0
+    matrix = init.to(torch.float64).clone()
+    score = torch.zeros(n, dtype=torch.float64)
+    with torch.no_grad():
+        for factor, iters in zip(levels, iterations):
+            key = (factor, smooth, n_points)
+            if cache is not None and keep is None and key in cache:
+                level = cache[key]
+            else:
+                level = _Level(fixed, moving, factor, smooth, n_points, keep, centre, half)
+                if cache is not None and keep is None:
+                    cache[key] = level
+            matrix, score = _gauss_newton(level, matrix, iters, centre, half)
+    return matrix, score
+
+
+def blackening_response(fixed: torch.Tensor, moving: torch.Tensor, matrix: torch.Tensor, keep: torch.Tensor, *,
+                        factor: int = 1, smooth: float = 1.0, n_points: int = N_EDGE_POINTS,
+                        damping: float = 1e-3, cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Gauss-Newton re-optimisation per blackening mask, from the (3, 3) optimum `matrix`.
+
+    Blackening a block of the moving image removes the edge points that map into it, so
+    run k solves the NGF system with the points weighted by keep_k at their mapped position
+    (a first-order, influence-function version of re-running the optimisation on each
+    blackened image; every run uses the same points, Jacobian and residuals).
+    Returns the (N, 3, 3) run matrices, the (6, 6) Gauss-Newton matrix of the full fit and
+    the per-point weighted squared residuals' mean (the fit's residual variance).
+    """
+    h, w = fixed.shape[-2:]
+    centre, half = _centre(h, w), max(h, w) / 2.0
+    a = matrix.to(torch.float64).reshape(1, 3, 3)
+    with torch.no_grad():
+        key = (factor, smooth, n_points)
+        level = cache.get(key) if cache is not None else None
+        if level is None:
+            level = _Level(fixed, moving, factor, smooth, n_points, None, centre, half)
+        _, jac, r, wt, grid = level.evaluate(a, terms=True)
+        kv = F.grid_sample(keep[:, None].float(), grid.expand(len(keep), -1, -1, -1), mode="bilinear",
+                           padding_mode="zeros", align_corners=True)[:, 0, 0]  # (N, K)
+        jac, r, wt = jac[0], r[0], wt[0]
+        wk = kv * wt[None]  # (N, K)
+        hess = torch.einsum("nk,ka,kb->nab", wk, jac, jac).double()
+        grad = -(wk @ (jac * r[:, None])).double()
+        diag = torch.diagonal(hess, dim1=1, dim2=2).mean(-1).clamp_min(1e-12)
+        step = torch.linalg.solve(hess + (damping * diag)[:, None, None] * torch.eye(6, dtype=torch.float64),
+                                  grad[..., None])[..., 0]
+        runs = _update(a.expand(len(keep), -1, -1), step, centre, half)
+        h_full = ((jac * wt[:, None]).T @ jac).double()
+        res_var = float((wt * r * r).sum() / wt.sum().clamp_min(1e-12))
+    return runs, h_full, torch.tensor(res_var)
