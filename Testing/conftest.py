@@ -54,4 +54,4 @@ def mrml():
 
     context = create_scene()
     yield context
-    context.scene.Clear(True)
+    context.close()

@@ -50,8 +50,9 @@ def test_demo_writes_its_picture(tmp_path):
     result = run_cli("demo", "--output", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["identity_check"]["passed"]
-    picture = tmp_path / "out" / "overlay_fixed_moving.png"
+    assert summary["identity_check"]["passed"] and summary["zeroshot"]["passed"]
+    assert summary["zeroshot"]["median_error_mm"] < 2.0  # one voxel of the 2 mm sample data
+    picture = tmp_path / "out" / "zeroshot_before_after_uncertainty.png"
     assert picture.is_file() and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

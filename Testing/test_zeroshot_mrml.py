@@ -11,24 +11,13 @@ from dlreg.errors import InputImageError, MismatchedInputsError
 from dlreg.imaging.geometry import apply_matrix, index_to_physical, lps_ras_convert
 from dlreg.imaging.io import read_image
 from dlreg.imaging.resample import resample_to
-from dlreg.imaging.slices import embed_slice_transform, slice_axis
+from dlreg.imaging.slices import in_plane_rigid, slice_axis
 from dlreg.mrml.volumes import volume_node_from_image
 from dlreg.mrml.zeroshot import register_nodes
 from dlreg.sampledata import sample_path
 
 SLICE = 40  # an axial slice through the middle of the MNI brain
 FAST = {"n_uncertainty": 3, "seed": 0}
-
-
-def in_plane_motion(fixed: sitk.Image, degrees: float, shift_px) -> np.ndarray:
-    """A 4x4 LPS fixed->moving transform that rotates and shifts within axial slice SLICE."""
-    angle = np.deg2rad(degrees)
-    centre = np.array(fixed.GetSize()[:2]) / 2.0
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    pixel = np.eye(3)
-    pixel[:2, :2] = rotation
-    pixel[:2, 2] = centre + np.asarray(shift_px) - rotation @ centre
-    return embed_slice_transform(pixel, fixed, fixed, "axial", SLICE, SLICE)
 
 
 def moved_copy(image: sitk.Image, fixed: sitk.Image, truth: np.ndarray) -> sitk.Image:
@@ -42,7 +31,7 @@ def mni():
 
 
 def test_transform_node_lays_moving_on_fixed_at_keypoints(mrml, mni):
-    truth = in_plane_motion(mni, degrees=8.0, shift_px=(4.0, -3.0))
+    truth = in_plane_rigid(mni, "axial", SLICE, 8.0, (4.0, -3.0))
     fixed = volume_node_from_image(mni, "fixed", scene=mrml.scene)
     moving = volume_node_from_image(moved_copy(mni, mni, truth), "moving", scene=mrml.scene)
     before = slicer.util.arrayFromVolume(moving).copy()
@@ -63,7 +52,7 @@ def test_transform_node_lays_moving_on_fixed_at_keypoints(mrml, mni):
 
 
 def test_outputs_and_overlay(mrml, mni):
-    truth = in_plane_motion(mni, degrees=-5.0, shift_px=(-3.0, 2.0))
+    truth = in_plane_rigid(mni, "axial", SLICE, -5.0, (-3.0, 2.0))
     fixed = volume_node_from_image(mni, "fixed", scene=mrml.scene)
     moving = volume_node_from_image(moved_copy(mni, mni, truth), "moving", scene=mrml.scene)
     out = register_nodes(fixed, moving, slice_index=SLICE, **FAST)

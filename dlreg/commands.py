@@ -60,4 +60,4 @@ def run_demo(args: argparse.Namespace) -> int:
 
     summary = run(args.output, data_folder=args.data)
     print_json(summary)
-    return 0 if summary["identity_check"]["passed"] else 1
+    return 0 if all(part["passed"] for part in (summary["identity_check"], summary["zeroshot"])) else 1

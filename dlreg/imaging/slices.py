@@ -94,3 +94,19 @@ def embed_slice_transform(pixel_matrix: np.ndarray, fixed: sitk.Image, moving: s
     moving_frame = _slice_frame(slice_axis(moving, plane), moving_slice)
     index_map = moving_frame @ in_plane @ np.linalg.inv(fixed_frame)
     return index_to_physical_matrix(moving) @ index_map @ np.linalg.inv(index_to_physical_matrix(fixed))
+
+
+def in_plane_rigid(image: sitk.Image, plane: str, slice_index: int, degrees: float,
+                   shift_px: tuple[float, float]) -> np.ndarray:
+    """A 4x4 LPS fixed -> moving transform rotating about the slice centre and shifting in-plane.
+
+    Used to make known misalignments for tests, benchmarks and the demo.
+    """
+    angle = np.deg2rad(degrees)
+    u, v = in_plane_axes(slice_axis(image, plane))
+    centre = (np.array([image.GetSize()[u], image.GetSize()[v]], float) - 1.0) / 2.0
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    pixel = np.eye(3)
+    pixel[:2, :2] = rotation
+    pixel[:2, 2] = centre + np.asarray(shift_px, float) - rotation @ centre
+    return embed_slice_transform(pixel, image, image, plane, slice_index, slice_index)

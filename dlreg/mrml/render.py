@@ -7,16 +7,24 @@ slice views, so what is written is what a user would see in that view.
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 import vtk
 from vtk.util import numpy_support
 
 
-def slice_view_rgba(slice_logic, width: int = 256, height: int = 256) -> np.ndarray:
-    """The blended RGBA picture of one slice view, fitted to its volumes, as [row, col, 4]."""
-    slice_logic.GetSliceNode().SetDimensions(width, height, 1)
+def slice_view_rgba(slice_logic, width: int = 256, height: int = 256,
+                    through_ras: Sequence[float] | None = None) -> np.ndarray:
+    """The blended RGBA picture of one slice view, fitted to its volumes, as [row, col, 4].
+
+    `through_ras` moves the view's plane through that point after fitting.
+    """
+    slice_node = slice_logic.GetSliceNode()
+    slice_node.SetDimensions(width, height, 1)
     slice_logic.FitSliceToAll()
+    if through_ras is not None:
+        slice_node.JumpSliceByOffsetting(*[float(v) for v in through_ras[:3]])
     producer = slice_logic.GetImageDataConnection().GetProducer()
     producer.Update()
     image = producer.GetOutputDataObject(0)

@@ -27,6 +27,18 @@ class SceneContext:
     slice_logics: dict = field(default_factory=dict)
     module_logics: dict = field(default_factory=dict)
 
+    def close(self) -> None:
+        """Empty the scene and detach the logics from it, slice views first.
+
+        Leaving the teardown to the garbage collector can destroy the scene
+        before the logics that observe it, which crashes VTK.
+        """
+        self.scene.Clear(True)
+        for logic in (*self.slice_logics.values(), *self.module_logics.values(), self.application_logic):
+            logic.SetMRMLScene(None)
+        self.slice_logics.clear()
+        self.module_logics.clear()
+
 
 def create_scene() -> SceneContext:
     """New scene with colour tables, volumes logic and Red/Yellow/Green slice views."""

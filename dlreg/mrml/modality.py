@@ -1,0 +1,85 @@
+"""Modality classification of volume nodes: attribute, DICOM attributes, ordering, table.
+
+DICOM metadata comes from what Slicer's DICOM module leaves: "DICOM.*" attributes of
+the volume node and of its subject-hierarchy item (e.g. "DICOM.Modality"); a volume
+loaded from DICOM (it has "DICOM.instanceUIDs") is named after its series
+description, so the name stands in for SeriesDescription.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import slicer
+import vtk
+
+from dlreg.modality.classes import CLASSES
+from dlreg.modality.dicom import metadata_from_attributes
+from dlreg.modality.ordering import order_results
+from dlreg.modality.pipeline import classify_image
+from dlreg.modality.result import ModalityResult
+from dlreg.mrml.volumes import image_from_volume_node
+
+ATTRIBUTE = "DLReg.Modality"
+CONFIDENCE_ATTRIBUTE = "DLReg.ModalityConfidence"
+
+
+def node_dicom_metadata(node) -> dict[str, str]:
+    """DICOM metadata of a volume node (empty when it was not loaded from DICOM)."""
+    attributes = {name: node.GetAttribute(name) for name in node.GetAttributeNames()
+                  if name.startswith("DICOM.")}
+    scene = node.GetScene()
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene) if scene else None
+    item = sh.GetItemByDataNode(node) if sh else 0
+    if item:
+        attributes.update({name: sh.GetItemAttribute(item, name)
+                           for name in sh.GetItemAttributeNames(item) if name.startswith("DICOM.")})
+    metadata = metadata_from_attributes(attributes)
+    if metadata or "DICOM.instanceUIDs" in attributes:
+        metadata.setdefault("SeriesDescription", node.GetName())
+    return metadata
+
+
+def classify_node(node, *, weights: str | Path | None = None, write_attribute: bool = True,
+                  device: str = "cpu") -> ModalityResult:
+    """Classify a scalar volume node; optionally store the class as its DLReg.Modality attribute."""
+    metadata = node_dicom_metadata(node)
+    result = classify_image(image_from_volume_node(node), weights=weights, dicom_metadata=metadata or None,
+                            device=device, name=f"volume '{node.GetName()}'")
+    if write_attribute:
+        node.SetAttribute(ATTRIBUTE, result.label)
+        node.SetAttribute(CONFIDENCE_ATTRIBUTE, f"{result.confidence:.4f}")
+    return result
+
+
+def order_fixed_moving(node_a, node_b, prefer_fixed: str = "MR-T1", *,
+                       weights: str | Path | None = None) -> tuple:
+    """(fixed_node, moving_node, details) for two volume nodes; the nodes are not modified."""
+    results = [classify_node(n, weights=weights, write_attribute=False) for n in (node_a, node_b)]
+    fixed, moving, details = order_results(*results, prefer_fixed=prefer_fixed)
+    nodes = (node_a, node_b)
+    details["names"] = [node_a.GetName(), node_b.GetName()]
+    return nodes[fixed], nodes[moving], details
+
+
+def write_results_table(scene, results: Mapping[str, ModalityResult] | Iterable[tuple[str, ModalityResult]],
+                        table=None):
+    """A table node (new, or `table` emptied) with one row per (volume name, result)."""
+    rows = list(results.items()) if isinstance(results, Mapping) else list(results)
+    if table is None:
+        name = scene.GenerateUniqueName("Modality classification")
+        table = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    table.RemoveAllColumns()
+    for name in ("Volume", "Class", "Confidence", "DICOM label", "Disagreement", "Note"):
+        table.AddColumn(vtk.vtkStringArray()).SetName(name)
+    for name in CLASSES:
+        table.AddColumn(vtk.vtkStringArray()).SetName(f"P({name})")
+    for volume, r in rows:
+        row = table.AddEmptyRow()
+        cells = [volume, r.label, f"{r.confidence:.4f}", r.dicom_label or "",
+                 "yes" if r.disagreement else "no", r.reason]
+        cells += [f"{r.probabilities.get(c, 0.0):.4f}" for c in CLASSES]
+        for column, text in enumerate(cells):
+            table.SetCellText(row, column, text)
+    return table

@@ -1,0 +1,119 @@
+"""RigidDCNNRegistration on scene nodes: two volumes in, transform/volume/table nodes out.
+
+The one function the module's logic calls. Input nodes are read, never changed (not even
+their parent transform); results go to new nodes or to the output nodes the caller gives.
+The transform node holds the fixed -> moving mapping as its transform *from parent*, so
+applying it to the moving volume lays the moving volume over the fixed one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import vtk
+
+from dlreg.errors import DLRegError, InputImageError
+from dlreg.mrml.transforms import resampled_volume_node, transform_node_from_matrix
+from dlreg.mrml.volumes import image_from_volume_node
+from dlreg.progress import ProgressCallback
+from dlreg.rigid3d.pipeline import RigidResult, register_images
+
+ORDERS = ("manual", "automatic")
+
+
+@dataclass
+class RigidNodeResult:
+    """Output nodes of one run, the core result behind them and the fixed/moving choice."""
+
+    transform_node: object
+    output_volume: object
+    table_node: object
+    result: RigidResult
+    fixed_node: object
+    moving_node: object
+    ordering: dict | None = None  # the modality classifier's details with order="automatic"
+
+    def summary_text(self) -> str:
+        """A few lines for the module's result box."""
+        payload = self.result.to_json()
+        p, u, m = payload["parameters"], payload["uncertainty"], payload["metrics"]
+        lines = [f"fixed '{self.fixed_node.GetName()}', moving '{self.moving_node.GetName()}'"
+                 + (" (chosen by the modality classifier)" if self.ordering else ""),
+                 f"rotation (deg) {p['rx_deg']:.2f} {p['ry_deg']:.2f} {p['rz_deg']:.2f}, "
+                 f"translation (mm) {p['tx_mm']:.2f} {p['ty_mm']:.2f} {p['tz_mm']:.2f}",
+                 f"uncertainty {u['rotation_deg']:.2f} deg, {u['corner_mm']:.2f} mm at the head box corners",
+                 "  ".join(f"{k} {v:.3f}" for k, v in m.items()),
+                 f"{payload['seconds']:.1f} s, pre-alignment {payload['prealignment']}, "
+                 f"refinement {'on' if payload['refined'] else 'off'}"]
+        if self.result.low_confidence:
+            lines.append("LOW CONFIDENCE: " + "; ".join(self.result.warnings))
+        return "\n".join(lines)
+
+
+def _order_automatically(node_a, node_b) -> tuple:
+    try:
+        from dlreg.mrml.modality import order_fixed_moving
+    except ImportError as exc:
+        raise DLRegError("automatic fixed/moving ordering needs the modality classifier "
+                         f"(dlreg.mrml.modality), which is not available: {exc}; "
+                         "choose the fixed and moving volumes yourself (order='manual')") from exc
+    return order_fixed_moving(node_a, node_b)
+
+
+def register_nodes(fixed_node, moving_node, *, order: str = "manual", refine: bool = True,
+                   pca_prealign: bool = True, n_uncertainty: int = 8, weights: str | None = None,
+                   device: str = "auto", seed: int = 0, output_transform=None, output_volume=None,
+                   progress: ProgressCallback | None = None) -> RigidNodeResult:
+    """Rigidly register two scalar volume nodes with `dlreg.rigid3d.register_images`.
+
+    With order="automatic" the two nodes are ordered by the modality classifier (MR T1
+    fixed, CT moving, as in the paper); `fixed_node`/`moving_node` are then just the pair.
+    `weights=None` uses the bundled model.
+    """
+    if order not in ORDERS:
+        raise DLRegError(f"order must be one of {', '.join(ORDERS)}, not '{order}'")
+    if fixed_node is None or moving_node is None:
+        raise InputImageError("two volume nodes are needed")
+    if fixed_node is moving_node:
+        raise InputImageError("the fixed and moving volumes are the same node")
+    ordering = None
+    if order == "automatic":
+        fixed_node, moving_node, ordering = _order_automatically(fixed_node, moving_node)
+    result = register_images(image_from_volume_node(fixed_node), image_from_volume_node(moving_node),
+                             refine=refine, pca_prealign=pca_prealign, n_uncertainty=n_uncertainty,
+                             weights=weights, device=device, seed=seed, progress=progress)
+    name = f"{moving_node.GetName()} to {fixed_node.GetName()}"
+    transform = transform_node_from_matrix(result.matrix, fixed_node, moving_node, name=name,
+                                           node=output_transform)
+    volume = resampled_volume_node(moving_node, fixed_node, result.matrix, node=output_volume)
+    table = _results_table(fixed_node.GetScene(), result, f"{name} rigid registration")
+    return RigidNodeResult(transform, volume, table, result, fixed_node, moving_node, ordering)
+
+
+def result_rows(result: RigidResult) -> list[tuple[str, str]]:
+    """(quantity, value) rows: parameters, uncertainty, metrics, time, flags."""
+    payload = result.to_json()
+    rows = [(key, f"{payload['parameters'][key]:.4f}")
+            for key in ("rx_deg", "ry_deg", "rz_deg", "tx_mm", "ty_mm", "tz_mm")]
+    rows.append(("center_lps_mm", " ".join(f"{v:.2f}" for v in payload["parameters"]["center_lps_mm"])))
+    rows += [(f"uncertainty_{k}", f"{v:.4f}" if isinstance(v, float) else str(v))
+             for k, v in payload["uncertainty"].items()]
+    rows += [(k, f"{v:.4f}") for k, v in payload["metrics"].items()]
+    rows += [("seconds", f"{payload['seconds']:.3f}"), ("prealignment", payload["prealignment"]),
+             ("refined", str(payload["refined"])), ("low_confidence", str(payload["low_confidence"])),
+             ("warnings", "; ".join(payload["warnings"]))]
+    rows.append(("matrix_lps_fixed_to_moving",
+                 " ".join(f"{v:.6g}" for v in np.asarray(result.matrix).ravel())))
+    return rows
+
+
+def _results_table(scene, result: RigidResult, name: str):
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    for column in ("Quantity", "Value"):
+        table.AddColumn(vtk.vtkStringArray()).SetName(column)
+    for quantity, value in result_rows(result):
+        row = table.AddEmptyRow()
+        table.SetCellText(row, 0, quantity)
+        table.SetCellText(row, 1, value)
+    return table
