@@ -1,0 +1,108 @@
+"""The classifier: the rigid pipeline's 3D DCNN backbone with a softmax head.
+
+Paper: "the same 3D DCNN architecture ... but replaced the fully connected layer with a
+softmax layer and the regression layer with a classification output layer", trained
+with cross-entropy. The backbone is `dlreg.rigid3d.dcnn.RigidDCNN`'s trunk (conv + batch
+norm + LeakyReLU blocks, 3D max pooling, global average pooling, with its coordinate
+channels), used on one image; its regression layer is dropped and the head is one linear layer to
+len(CLASSES) logits; the softmax (with the calibrated temperature) is applied in
+`pipeline`. Weights files hold {"model": state dict, "meta": {...}}; "meta" carries
+the class list, temperature, threshold and canonical grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlreg.device import resolve_device
+from dlreg.errors import WeightsError
+from dlreg.modality.classes import CLASSES
+from dlreg.modality.preprocess import GRID_SIZE, GRID_SPACING
+from dlreg.rigid3d import dcnn
+from dlreg.weights import bundled_path
+
+BUNDLED = "modality_dcnn"
+
+
+class ModalityNet(nn.Module):
+    """Backbone features -> linear logits over CLASSES."""
+
+    def __init__(self, n_classes: int = len(CLASSES), grid_size: int = GRID_SIZE) -> None:
+        super().__init__()
+        self.grid_size = grid_size
+        self.backbone = dcnn.RigidDCNN(grid_size=grid_size)
+        self.backbone.fc = nn.Identity()   # the regression layer is replaced by the head
+        self.head = nn.Linear(dcnn.N_FEATURES, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, G, G, G) canonical inputs -> (B, n_classes) logits."""
+        return self.head(self.backbone.features(x))
+
+    def describe(self) -> str:
+        """One line for the model card."""
+        n = sum(p.numel() for p in self.parameters())
+        return (f"dlreg.rigid3d.dcnn.RigidDCNN trunk ({dcnn.N_FEATURES} features after global "
+                f"average pooling) + linear softmax head over {len(CLASSES)} classes; {n} parameters")
+
+
+@dataclass
+class LoadedClassifier:
+    """A network ready for inference with its calibration and grid."""
+
+    net: ModalityNet
+    device: torch.device
+    temperature: float
+    threshold: float
+    grid_size: int
+    grid_spacing: float
+
+    @torch.no_grad()
+    def logits(self, array: np.ndarray) -> np.ndarray:
+        """Logits of one canonical input [k, j, i]."""
+        x = torch.from_numpy(np.ascontiguousarray(array, np.float32))[None, None].to(self.device)
+        return self.net(x)[0].double().cpu().numpy()
+
+
+def save_classifier(path: str | Path, net: ModalityNet, meta: dict) -> Path:
+    """Write {"model", "meta"} (meta gains the grid and class list)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"classes": list(CLASSES), "grid_size": net.grid_size, "grid_spacing": GRID_SPACING, **meta}
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    torch.save({"model": state, "meta": meta}, path)
+    return path
+
+
+def load_classifier(weights: str | Path | None = None, device: str = "cpu") -> LoadedClassifier:
+    """The bundled classifier (checksum verified) or a weights file, cached per (file, device)."""
+    path = bundled_path(BUNDLED) if weights is None else Path(weights)
+    if not path.is_file():
+        raise WeightsError(f"modality classifier weights not found: {path}")
+    stat = path.stat()
+    return _load(str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(resolve_device(device)))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: int, size: int, device: str) -> LoadedClassifier:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        meta = payload["meta"]
+        state = payload["model"]
+    except Exception as exc:  # torch raises many kinds for a bad file
+        raise WeightsError(f"cannot read modality classifier weights {path}: {exc}") from exc
+    if list(meta.get("classes", [])) != list(CLASSES):
+        raise WeightsError(f"{path} was trained for classes {meta.get('classes')}, expected {list(CLASSES)}")
+    net = ModalityNet(grid_size=int(meta["grid_size"]))
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path} does not fit the modality network: {exc}") from exc
+    dev = torch.device(device)
+    return LoadedClassifier(net.to(dev).eval(), dev, float(meta["temperature"]), float(meta["threshold"]),
+                            int(meta["grid_size"]), float(meta["grid_spacing"]))

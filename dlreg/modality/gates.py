@@ -1,0 +1,72 @@
+"""Cheap sanity gates run before the network: inputs that are not tomographic images.
+
+Each gate returns a reason (a sentence for the user) or None. A 2D picture copied
+into every slice is constant along one axis; white noise has no spatial correlation
+between neighbouring voxels, which every real image at a few millimetres has; a head
+scan has background (air, or zero outside a skull-stripped brain) around the head, and
+noise or texture filling the whole field of view has none.
+Blank volumes and too-thin stacks are refused earlier with an InputImageError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Mean |difference| between neighbouring slices relative to the image's spread.
+MIN_SLICE_CHANGE = 0.01
+# Lag-1 correlation between neighbouring voxels, averaged over the three axes.
+MIN_NEIGHBOUR_CORRELATION = 0.3
+# Fraction of voxels at background level (normalised value below BACKGROUND_LEVEL).
+MIN_BACKGROUND_FRACTION = 0.05
+BACKGROUND_LEVEL = 0.05
+_AXES = ("k", "j", "i")
+
+
+def repeated_slices(array: np.ndarray) -> str | None:
+    """Reason if the volume is (nearly) the same along one axis."""
+    spread = float(array.std())
+    for axis, name in enumerate(_AXES):
+        change = float(np.abs(np.diff(array, axis=axis)).mean()) / max(spread, 1e-12)
+        if change < MIN_SLICE_CHANGE:
+            return (f"the volume barely changes along its {name} axis (relative change {change:.4f}): "
+                    "a 2D picture repeated into slices, not a tomographic image")
+    return None
+
+
+def neighbour_correlation(array: np.ndarray) -> float:
+    """Mean correlation between each voxel and its next neighbour along each axis."""
+    values = []
+    for axis in range(3):
+        n = array.shape[axis]
+        a = np.take(array, range(n - 1), axis=axis).ravel()
+        b = np.take(array, range(1, n), axis=axis).ravel()
+        if a.std() > 0 and b.std() > 0:
+            values.append(float(np.corrcoef(a, b)[0, 1]))
+    return float(np.mean(values)) if values else 0.0
+
+
+def uncorrelated_noise(array: np.ndarray) -> str | None:
+    """Reason if neighbouring voxels are nearly independent (noise)."""
+    rho = neighbour_correlation(array)
+    if rho < MIN_NEIGHBOUR_CORRELATION:
+        return (f"neighbouring voxels are nearly uncorrelated (correlation {rho:.2f}): "
+                "the volume looks like noise, not an image of anatomy")
+    return None
+
+
+def no_background(array: np.ndarray) -> str | None:
+    """Reason if almost no voxel is at background level."""
+    fraction = float(np.mean(array < BACKGROUND_LEVEL))
+    if fraction < MIN_BACKGROUND_FRACTION:
+        return (f"only {100 * fraction:.1f}% of the volume is background: the field of view is filled "
+                "edge to edge, unlike a head scan (air or zero around the head)")
+    return None
+
+
+def sanity_reason(working: np.ndarray) -> str | None:
+    """First failing gate's reason on the normalised working volume, or None."""
+    for gate in (repeated_slices, uncorrelated_noise, no_background):
+        reason = gate(working)
+        if reason:
+            return reason
+    return None
