@@ -128,3 +128,40 @@ def test_bundled_mlp_verifies_and_loads():
     assert "synthetic" in card["training_data"]
     x = np.random.default_rng(0).uniform(0, 1, (1, 64, 2))
     assert np.isfinite(predict(load_bundled_mlp(), x, x)).all()
+
+
+def _blob_image(size: int = 96) -> np.ndarray:
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    img = np.zeros((size, size))
+    for cx, cy, r, v in ((40, 45, 22, 1.0), (60, 38, 9, 0.4), (35, 60, 7, 0.7), (55, 62, 5, 0.2)):
+        img += v / (1 + np.exp(np.hypot(xs - cx, ys - cy) - r))
+    return img.astype(np.float32)
+
+
+def test_variance_map_closed_form_matches_direct():
+    rng = np.random.default_rng(3)
+    mats = np.tile(np.eye(3), (6, 1, 1))
+    mats[:, :2] += rng.normal(0, 0.01, (6, 2, 3))
+    h, w = 17, 23
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    mapped = np.einsum("nij,jhw->nihw", mats[:, :2], np.stack([xs, ys, np.ones_like(xs)]))
+    assert np.allclose(position_variance_map(mats, (h, w)), mapped.var(axis=0).sum(axis=0), atol=1e-12)
+
+
+def test_gauss_newton_ngf_recovers_shift_with_inverted_contrast():
+    from dlreg.zeroshot.refine import blackening_response, refine_affine
+    from dlreg.zeroshot.warping import warp
+    fixed = torch.from_numpy(_blob_image())
+    true = torch.eye(3, dtype=torch.float64)
+    true[0, 2], true[1, 2] = 2.5, -1.5
+    true[:2, :2] = torch.tensor([[np.cos(0.05), -np.sin(0.05)], [np.sin(0.05), np.cos(0.05)]])
+    moving = 1.5 - warp(fixed[None], np.linalg.inv(true.numpy()))[0]  # other "contrast": inverted
+    moving = moving * (warp(torch.ones_like(fixed)[None], np.linalg.inv(true.numpy()))[0] > 0.5)
+    out, score = refine_affine(fixed, moving[None], torch.eye(3, dtype=torch.float64)[None],
+                               levels=(2, 1), iterations=(10, 10))
+    assert torch.allclose(out[0, :2], true[:2], atol=0.4)  # NGF optimum within 0.4 px of the truth
+    assert 0 < float(score[0]) <= 1
+    keep = blackening_masks(tuple(fixed.shape), 5, torch.Generator().manual_seed(0))
+    runs, hess, res_var = blackening_response(fixed, moving[None], out[0], keep)
+    assert runs.shape == (5, 3, 3) and torch.isfinite(runs).all() and hess.shape == (6, 6)
+    assert float(res_var) >= 0 and float((runs - out).abs().max()) < 2.0

@@ -113,3 +113,20 @@ def test_pictures_of_different_sizes_are_refused():
     picture = read_image(sample_path("stroke_t1_axial.png"))
     with pytest.raises(MismatchedInputsError, match="differ in size"):
         register_images(picture, picture[:100, :100, :])
+
+
+def test_small_slices_are_registered_on_an_upsampled_grid():
+    """An 80x62 px slice of a 2 mm volume with 10 degrees of rotation (the demo's case)."""
+    from dlreg.imaging.slices import extract_slice
+    from dlreg.zeroshot import register_arrays
+
+    t1 = read_image(sample_path("stroke_t1_2mm.nrrd"))
+    truth = in_plane_rigid(t1, "axial", 35, 10.0, (4.0, -3.0))
+    moving = moved_copy(read_image(sample_path("stroke_t2_2mm.nrrd")), t1, truth)
+    fixed_pixels, _ = extract_slice(t1, "axial", 35)
+    moving_pixels, _ = extract_slice(moving, "axial", 35)
+    result = register_arrays(fixed_pixels, moving_pixels, n_uncertainty=2)
+    assert result.details["working_upsampling"] == 3  # ceil(128 / 62)
+    assert result.uncertainty_map.shape == fixed_pixels.shape and result.resampled.shape == fixed_pixels.shape
+    angle = np.rad2deg(np.arctan2(result.matrix[1, 0], result.matrix[0, 0]))
+    assert abs(angle - 10.0) < 0.5

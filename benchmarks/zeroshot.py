@@ -115,6 +115,18 @@ def grid_error(est: np.ndarray, true: np.ndarray, shape=(CANVAS, CANVAS)) -> flo
     return float(np.mean(np.hypot(d[0], d[1])))
 
 
+def pixel_spearman(unc_map: np.ndarray, est: np.ndarray, true: np.ndarray, step: int = 4) -> float | None:
+    """Within one pair: Spearman of the uncertainty map with the true error map (every step-th pixel)."""
+    h, w = unc_map.shape
+    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    p = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    d = (est - true)[:2] @ p
+    u = unc_map[::step, ::step].ravel()
+    if np.ptp(u) == 0:
+        return None
+    return float(stats.spearmanr(u, np.hypot(d[0], d[1])).statistic)
+
+
 def sitk_affine_mattes(fixed: np.ndarray, moving: np.ndarray, start: np.ndarray | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
     """SimpleITK affine registration, Mattes MI; returns (fixed->moving pixel matrix, resampled).
@@ -161,19 +173,20 @@ def run_method(method: str, pair: dict, seed: int) -> dict:
             mat, resampled = sitk_affine_mattes(fixed, moving, pair["true"] if method == "floor" else None)
             elapsed = time.perf_counter() - t0
             before, after = metrics.all_metrics(fixed, moving), metrics.all_metrics(fixed, resampled)
-            unc = None
+            unc = pixel_rho = None
         else:
             res = register_arrays(fixed, moving, mode=method, n_uncertainty=10, seed=seed)
             mat, elapsed = res.matrix, res.elapsed_s
             before, after = res.metrics_before, res.metrics_after
             unc = res.uncertainty_summary["predicted_grid_error_px"]
+            pixel_rho = pixel_spearman(res.uncertainty_map, mat, pair["true"])
     except DLRegError as exc:  # a refused registration counts as the identity
         mat, elapsed = np.eye(3), time.perf_counter() - t0
         before = after = metrics.all_metrics(fixed, moving)
-        unc = float("inf")
+        unc, pixel_rho = float("inf"), None
         print(f"  registration failed, counted as identity: {exc}", file=sys.stderr)
     return {"error_px": grid_error(mat, pair["true"]), "time_s": elapsed, "before": before,
-            "after": after, "uncertainty": unc}
+            "after": after, "uncertainty": unc, "pixel_spearman": pixel_rho, "matrix": np.asarray(mat).tolist()}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -187,21 +200,26 @@ def summarise(rows: list[dict]) -> dict:
     if all(u is not None for u in unc):
         out["spearman_unc_err"] = float(stats.spearmanr(unc, err).statistic)
         out["median_predicted_error_px"] = float(np.median(unc))
+    rho = [r.get("pixel_spearman") for r in rows if r.get("pixel_spearman") is not None]
+    if rho:
+        out["pixel_spearman_median"] = float(np.median(rho))
     return out
 
 
 def table(results: dict) -> str:
     """Markdown table of the summaries."""
     head = ("| task | method | n | median px | p90 px | success <2px | dDice | dSSIM | dMI | dMSE "
-            "| median time s | Spearman(unc, err) |")
-    lines = [head, "|" + "---|" * 12]
+            "| median time s | Spearman(unc, err) | median px vs floor | success vs floor |")
+    lines = [head, "|" + "---|" * 14]
     for task, methods in results.items():
         for method, s in methods.items():
             sp = s.get("spearman_unc_err")
             lines.append(f"| {task} | {method} | {s['n']} | {s['median_px']:.2f} | {s['p90_px']:.2f} | "
                          f"{100 * s['success']:.0f}% | {s['d_dice']:+.3f} | {s['d_ssim']:+.3f} | "
                          f"{s['d_mi']:+.3f} | {s['d_mse']:+.4f} | {s['median_time_s']:.3f} | "
-                         f"{'' if sp is None else f'{sp:.2f}'} |")
+                         f"{'' if sp is None else f'{sp:.2f}'} | "
+                         + (f"{s['median_px_vs_floor']:.2f} | {100 * s['success_vs_floor']:.0f}% |"
+                            if "median_px_vs_floor" in s else " |  |"))
     return "\n".join(lines)
 
 
@@ -239,6 +257,14 @@ def main(argv=None) -> int:
             results[task][method] = summarise(rows)
             raw[task][method] = rows
             print(f"{task:5s} {method:9s} {json.dumps(results[task][method])}", file=sys.stderr)
+        floor = raw[task].get("floor")
+        if floor is not None and len(floor) == len(pairs):  # extra, clearly separate: error vs the MI floor
+            for method, rows in raw[task].items():
+                if method != "floor" and len(rows) == len(pairs) and all("matrix" in r for r in rows):
+                    d = np.array([grid_error(np.array(r["matrix"]), np.array(f["matrix"]))
+                                  for r, f in zip(rows, floor)])
+                    results[task][method]["median_px_vs_floor"] = float(np.median(d))
+                    results[task][method]["success_vs_floor"] = float(np.mean(d < 2.0))
     text = table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "zeroshot.json").write_text(json.dumps({"summary": results, "pairs": raw,

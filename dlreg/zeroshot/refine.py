@@ -4,8 +4,15 @@ NGF (Haber & Modersitzki 2006) compares edge directions, not intensities, and sq
 cosine, so it is indifferent to contrast and polarity (T1 vs T2 vs FLAIR). It is evaluated
 sparsely: only at the strongest edge pixels of the fixed image, where the moving image's
 gradient is sampled at the mapped position and carried back by the chain rule
-(grad(M o A) = A^T grad(M)(A p)). Coarse to fine on an image pyramid with L-BFGS;
-deterministic. Moving images are batched, so the uncertainty runs refine in one call.
+(grad(M o A) = A^T grad(M)(A p)). Coarse to fine on an image pyramid; deterministic.
+
+Optimiser: Gauss-Newton on the residuals r = n_F x v_M (2D cross product of the unit fixed
+edge direction with the eps-normalised moving gradient; r^2 = sin^2 of the angle between
+the edges, weighted by edge strength), with analytic Jacobians (the moving image's Hessian
+is sampled with its gradient), an adaptive step length and acceptance on the NGF score.
+No autograd: one evaluation per iteration, a few milliseconds on 8000-16000 points.
+Candidate matrices are batched. The uncertainty runs (blackening_response) reuse the same
+points and Jacobian: one Gauss-Newton step per blackened image, all runs in one solve.
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ import torch.nn.functional as F
 from dlreg.zeroshot.features import _derivatives, gaussian_blur
 
 N_EDGE_POINTS = 8000
-ACCEPT_BY_COST = False
 
 
 def _level_matrix(factor: float) -> torch.Tensor:
@@ -47,7 +53,11 @@ def _edge_points(fixed_l: torch.Tensor, n_points: int) -> tuple[torch.Tensor, to
     norm2 = (g * g).sum(dim=1)[0]
     weight = norm2 / (norm2 + eps[0] ** 2)
     k = min(n_points, weight.numel())
-    idx = torch.topk(weight.flatten(), k).indices.sort().values
+    flat = weight.flatten()
+    if k < flat.numel():  # the k strongest (ties at the threshold included), in raster order
+        idx = torch.nonzero(flat >= torch.kthvalue(flat, flat.numel() - k + 1).values)[:, 0]
+    else:
+        idx = torch.arange(flat.numel())
     w = fixed_l.shape[-1]
     ys, xs = (idx // w).double(), (idx % w).double()
     pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=1)
@@ -83,14 +93,17 @@ class _Level:
     """NGF of one pyramid level at the sparse fixed edge points, with its Gauss-Newton system."""
 
     def __init__(self, fixed, moving, factor, smooth, n_points, keep, centre, half):
-        pts_l, n_fix = _edge_points(_pyramid(fixed[None], factor, smooth), n_points)
-        g_mov, eps_m = _gradients(_pyramid(moving, factor, smooth))
+        if len(moving) == 1:  # one pyramid call for both images
+            both = _pyramid(torch.cat([fixed[None], moving]), factor, smooth)
+            fixed_l, moving_l = both[:1], both[1:]
+        else:
+            fixed_l, moving_l = _pyramid(fixed[None], factor, smooth), _pyramid(moving, factor, smooth)
+        pts_l, n_fix = _edge_points(fixed_l, n_points)
+        g_mov, eps_m = _gradients(moving_l)
         if keep is not None:
             k_l = F.avg_pool2d(keep[:, None].float(), factor) if factor > 1 else keep[:, None].float()
             g_mov = g_mov * k_l
-            hess = _hessians(g_mov)
-        else:
-            hess = _hessians(g_mov)
+        hess = _hessians(g_mov)
         self.fields = torch.cat([g_mov, hess], dim=1)  # (N|1, 5, h, w)
         self.eps2 = eps_m[:, None].float() ** 2
         mh, mw = g_mov.shape[-2:]
@@ -109,7 +122,8 @@ class _Level:
     def evaluate(self, a: torch.Tensor, system: bool = True, terms: bool = False):
         """NGF score (N,) of matrices a (N, 3, 3); with system: Gauss-Newton (N, 6, 6) and (N, 6)."""
         grid = (self.pts @ (self.pre @ a)[:, :2].transpose(1, 2))[:, None].float()  # (N, 1, K, 2)
-        fields = self.fields if len(self.fields) == len(a) else self.fields.expand(len(a), -1, -1, -1)
+        fields = self.fields if system else self.fields[:, :2]  # the score needs the gradients only
+        fields = fields if len(fields) == len(a) else fields.expand(len(a), -1, -1, -1)
         f = F.grid_sample(fields, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=True)[:, :, 0]  # (N, 5, K)
         inside = ((grid[:, 0, :, 0].abs() <= 1) & (grid[:, 0, :, 1].abs() <= 1)).float()  # (N, K)
@@ -144,8 +158,6 @@ class _Level:
             return score, jac, r, w, grid
         jw = jac * w[..., None]
         hess = (jw.transpose(1, 2) @ jac).double()
-        if ACCEPT_BY_COST:
-            score = -(w * r * r).sum(1).double()
         return score, hess, -(jw * r[..., None]).sum(1).double()
 
 
@@ -236,7 +248,7 @@ def blackening_response(fixed: torch.Tensor, moving: torch.Tensor, matrix: torch
                            padding_mode="zeros", align_corners=True)[:, 0, 0]  # (N, K)
         jac, r, wt = jac[0], r[0], wt[0]
         wk = kv * wt[None]  # (N, K)
-        hess = torch.einsum("nk,ka,kb->nab", wk, jac, jac).double()
+        hess = ((wk[..., None] * jac).transpose(1, 2) @ jac).double()
         grad = -(wk @ (jac * r[:, None])).double()
         diag = torch.diagonal(hess, dim1=1, dim2=2).mean(-1).clamp_min(1e-12)
         step = torch.linalg.solve(hess + (damping * diag)[:, None, None] * torch.eye(6, dtype=torch.float64),
