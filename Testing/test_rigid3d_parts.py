@@ -1,0 +1,132 @@
+"""dlreg.rigid3d parts on their own: augmentation, ground truth, DCNN, Bayesian-LM ANN, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from dlreg.imaging.geometry import apply_matrix
+from dlreg.imaging.io import read_image
+from dlreg.rigid3d.ann import ANNModel, r_squared, train_lm
+from dlreg.rigid3d.augmentation import augment_image, augment_pairs, move_image, random_rigid, rotation_angle_deg
+from dlreg.rigid3d.dcnn import N_FEATURES, RigidDCNN
+from dlreg.rigid3d.groundtruth import cube_rotations, generate_ground_truth, principal_frame
+from dlreg.rigid3d.preprocess import image_box_corners, prepare
+from dlreg.rigid3d.quality import overlap_metrics
+from dlreg.sampledata import sample_path
+
+
+def resampled_move(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
+    """Moved by `motion` and interpolated onto an axis-aligned grid (a realistic moving scan)."""
+    moved = move_image(image, motion)
+    return sitk.Resample(moved, image.GetSize(), sitk.Transform(), sitk.sitkLinear,
+                         (np.asarray(image.GetOrigin()) + motion[:3, 3]).tolist(), image.GetSpacing(),
+                         image.GetDirection(), 0.0, sitk.sitkFloat32)
+
+
+def test_random_rigid_respects_ranges():
+    rng = np.random.default_rng(0)
+    center = np.array([10.0, -20.0, 30.0])
+    motions = [random_rigid(rng, 15.0, 5.0, center) for _ in range(500)]
+    angles = np.array([rotation_angle_deg(m) for m in motions])
+    shifts = np.array([apply_matrix(m, center) - center for m in motions])
+    assert angles.max() <= 15.0 + 1e-9 and angles.max() > 13.0
+    assert np.abs(shifts).max() <= 5.0 + 1e-9 and np.abs(shifts).max() > 4.5
+    for m in motions[:20]:
+        np.testing.assert_allclose(m[:3, :3] @ m[:3, :3].T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(m[:3, :3]) == pytest.approx(1.0)
+    wide = [rotation_angle_deg(random_rigid(rng, 90.0, 30.0)) for _ in range(200)]
+    assert max(wide) > 60.0
+
+
+def test_augmentation_keeps_splits_and_is_seeded():
+    aug = augment_pairs(["train", "val", "train"], 4, seed=3)
+    assert len(aug) == 12
+    assert [a.split for a in aug] == ["train"] * 4 + ["val"] * 4 + ["train"] * 4
+    again = augment_pairs(["train", "val", "train"], 4, seed=3)
+    assert all(np.array_equal(a.motion, b.motion) for a, b in zip(aug, again))
+
+
+def test_move_image_is_exact(stroke_t1):
+    [(moved, motion)] = augment_image(stroke_t1, 1, seed=1)
+    index = [10, 20, 30]
+    before = np.asarray(stroke_t1.TransformIndexToPhysicalPoint(index))
+    after = np.asarray(moved.TransformIndexToPhysicalPoint(index))
+    np.testing.assert_allclose(after, apply_matrix(motion, before), atol=1e-6)
+    assert moved[index] == stroke_t1[index]
+
+
+def test_principal_frame_follows_the_head():
+    rng = np.random.default_rng(0)
+    # A skewed ellipsoid-like cloud: distinct variances and third moments on every axis.
+    cloud = rng.gamma(2.0, 1.0, size=(5000, 3)) * [30.0, 20.0, 10.0]
+    motion = random_rigid(np.random.default_rng(1), 90.0, 30.0)
+    frame = principal_frame(cloud)
+    moved_frame = principal_frame(apply_matrix(motion, cloud))
+    np.testing.assert_allclose(moved_frame, motion @ frame, atol=1e-6)
+    assert np.linalg.det(frame[:3, :3]) == pytest.approx(1.0)
+
+
+def test_cube_rotations_are_the_24_proper_ones():
+    rots = cube_rotations()
+    assert len(rots) == 24 and np.array_equal(rots[0], np.eye(3))
+    assert all(np.isclose(np.linalg.det(r), 1.0) for r in rots)
+    assert len({r.tobytes() for r in rots}) == 24
+
+
+def test_ground_truth_recovers_a_known_transform():
+    fixed = read_image(sample_path("stroke_t1_2mm.nrrd"))
+    moving = read_image(sample_path("stroke_t2_2mm.nrrd"))
+    prepared = prepare(fixed)
+    motion = random_rigid(np.random.default_rng(7), 15.0, 5.0, prepared.centroid)  # 4 mm grid: ~1 mm
+    truth = generate_ground_truth(fixed, resampled_move(moving, motion), spacing=4.0, seed=0)
+    corners = image_box_corners(prepared.image, prepared.mask)
+    tre = np.linalg.norm(apply_matrix(truth, corners) - apply_matrix(motion, corners), axis=1)
+    assert np.median(tre) < 2.0, tre
+
+
+def test_dcnn_shapes_and_features():
+    torch.manual_seed(0)
+    model = RigidDCNN().eval()
+    fixed, moving = torch.rand(2, 64, 64, 64), torch.rand(2, 64, 64, 64)
+    with torch.no_grad():
+        assert model(fixed, moving).shape == (2, 6)
+        assert model.pair_features(fixed, moving).shape == (2, 2 * N_FEATURES)
+    assert N_FEATURES == 128
+    assert any(isinstance(m, torch.nn.LeakyReLU) and m.negative_slope == 0.1 for m in model.modules())
+    assert sum(p.numel() for p in model.parameters()) * 4 < 4e6  # a few MB at most
+
+
+def _regression_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 20))
+    w = np.random.default_rng(100).normal(size=(20, 6)) / 4
+    return x, np.tanh(x @ w) + 0.3 * rng.normal(size=(n, 6))
+
+
+def test_bayesian_regularisation_updates_hyperparameters_and_generalises():
+    x, y = _regression_data(60, 0)
+    x_val, y_val = _regression_data(300, 1)
+    br = train_lm(x, y, bayesian=True, iterations=25, x_val=x_val, y_val=y_val, seed=0)
+    lm = train_lm(x, y, bayesian=False, iterations=25, x_val=x_val, y_val=y_val, seed=0)
+    hist = br.history
+    n_params = br.w1.size + br.b1.size + br.w2.size + br.b2.size
+    assert len({round(h["alpha"], 6) for h in hist}) > 5 and len({round(h["beta"], 6) for h in hist}) > 5
+    assert 0 < br.gamma < n_params  # effective number of parameters below the count
+    assert br.alpha > 0 and br.beta > 0 and lm.alpha == 0 and lm.beta == 1
+    assert hist[-1]["val_mse"] < hist[0]["val_mse"]  # validation error fell during training
+    assert hist[-1]["val_mse"] < lm.history[-1]["val_mse"]  # and ends below plain LM's
+    assert r_squared(y_val, br.predict(x_val)) > r_squared(y_val, lm.predict(x_val))
+    again = ANNModel.from_state(br.state())
+    np.testing.assert_allclose(again.predict(x_val), br.predict(x_val))
+
+
+def test_overlap_metrics_match_the_paper_definitions():
+    x = np.zeros((10, 10, 10), bool)
+    y = np.zeros_like(x)
+    x[:5], y[3:8] = True, True  # |x| = |y| = 500, |x&y| = 200, |x|y| = 800
+    m = overlap_metrics(x, y)
+    assert m["DSC"] == pytest.approx(0.4) and m["JSC"] == pytest.approx(0.25)
+    assert m["Rp"] == pytest.approx(0.4) and m["Rs"] == pytest.approx(0.4) and m["CMS"] == pytest.approx(0.4)

@@ -1,0 +1,223 @@
+"""Acceptance benchmark of dlreg.rigid3d against SimpleITK and itk-elastix rigid (Mattes MI).
+
+Cases: co-registered multi-contrast subjects under --data (T2->T1, FLAIR->T1, T1c->T1;
+the true transform between contrasts is the identity), each moving volume moved by a
+known random rigid motion about the fixed head centre and resampled (linear) onto an
+axis-aligned grid that holds the whole moved volume. Rows: paper range (+-15 deg about a
+random axis, +-5 mm) and wide range (up to 90 deg, +-30 mm), --cases cases each, seeds
+fixed, cases interleaved across rows. TRE: distance at the 8 corners of the fixed head's
+bounding box (mean per case); success: TRE < 2 mm. Every method runs with --threads threads
+(torch, SimpleITK, ITK). JSON and markdown go to --out after every case, with the load average.
+
+    .venv/bin/python benchmarks/rigid3d.py --data ../shared/data --cases 30 [--weights W]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from dlreg.imaging.geometry import apply_matrix, image_corners, rigid_to_matrix
+from dlreg.imaging.io import read_image
+from dlreg.rigid3d.augmentation import move_image, random_rigid, rotation_angle_deg
+from dlreg.rigid3d.pipeline import register_images
+from dlreg.rigid3d.preprocess import image_box_corners, prepare
+
+SUBJECTS = {
+    "aurora": ("t1.nii.gz", {"T2": "t2.nii.gz", "FLAIR": "flair.nii.gz", "T1c": "t1c.nii.gz"}),
+    "tcga_du_7294": ("t1.nii.gz", {"T2": "t2.nii.gz", "FLAIR": "fla.nii.gz", "T1c": "t1c.nii.gz"}),
+    "brats_gli_00001_000": ("BraTS-GLI-00001-000-t1n.nii.gz",
+                            {"T2": "BraTS-GLI-00001-000-t2w.nii.gz", "FLAIR": "BraTS-GLI-00001-000-t2f.nii.gz",
+                             "T1c": "BraTS-GLI-00001-000-t1c.nii.gz"}),
+    "stroke": ("stroke_T1.nii.gz", {"T2": "stroke_T2.nii.gz", "FLAIR": "stroke_FLAIR.nii.gz"}),
+}
+RANGES = {"paper": (15.0, 5.0), "wide": (90.0, 30.0)}
+
+
+def moved_scan(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
+    """The image moved by `motion`, resampled on an axis-aligned grid holding all of it."""
+    moved = move_image(image, motion)
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    corners = image_corners(moved) @ direction  # in the original axes
+    lo, hi = corners.min(0), corners.max(0)
+    spacing = np.asarray(image.GetSpacing())
+    size = np.ceil((hi - lo) / spacing).astype(int) + 1
+    return sitk.Resample(moved, size.tolist(), sitk.Transform(), sitk.sitkLinear, (direction @ lo).tolist(),
+                         spacing.tolist(), image.GetDirection(), 0.0, sitk.sitkFloat32)
+
+
+def sitk_rigid(fixed: sitk.Image, moving: sitk.Image) -> np.ndarray:
+    """SimpleITK Mattes-MI rigid: geometric-centre init, 3-level pyramid, regular-step GD."""
+    init = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
+                                             sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(50)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(0.05, 1)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(2.0, 0.01, 200, relaxationFactor=0.5)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([4, 2, 1])
+    reg.SetSmoothingSigmasPerLevel([2, 1, 0])
+    reg.SetInitialTransform(init, inPlace=True)
+    reg.Execute(fixed, moving)
+    return rigid_to_matrix(np.asarray(init.GetParameters()), init.GetCenter())
+
+
+def elastix_rigid(fixed: sitk.Image, moving: sitk.Image) -> np.ndarray:
+    """itk-elastix with its default rigid parameter map (Mattes MI, 4 resolutions)."""
+    import itk
+
+    def to_itk(img: sitk.Image):
+        out = itk.image_from_array(sitk.GetArrayFromImage(img).astype(np.float32))
+        out.SetOrigin(img.GetOrigin())
+        out.SetSpacing(img.GetSpacing())
+        out.SetDirection(itk.matrix_from_array(np.asarray(img.GetDirection()).reshape(3, 3)))
+        return out
+
+    params = itk.ParameterObject.New()
+    params.AddParameterMap(params.GetDefaultParameterMap("rigid"))
+    _, result = itk.elastix_registration_method(to_itk(fixed), to_itk(moving), parameter_object=params,
+                                                log_to_console=False)
+    p = [float(v) for v in result.GetParameter(0, "TransformParameters")]
+    center = [float(v) for v in result.GetParameter(0, "CenterOfRotationPoint")]
+    return rigid_to_matrix(p, center)
+
+
+def methods(weights: str | None) -> dict:
+    return {
+        "dcnn_ann": lambda f, m: register_images(f, m, refine=False, pca_prealign=False, n_uncertainty=0,
+                                                 weights=weights).matrix,
+        "pca_dcnn_ann": lambda f, m: register_images(f, m, refine=False, n_uncertainty=0, weights=weights).matrix,
+        "pca_dcnn_ann_refine": lambda f, m: register_images(f, m, n_uncertainty=0, weights=weights).matrix,
+        "simpleitk_mattes_rigid": sitk_rigid,
+        "elastix_rigid": elastix_rigid,
+    }
+
+
+def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
+        on_case: Callable[[dict], None] | None = None, shard: tuple[int, int] = (0, 1), first: int = 0) -> dict:
+    """Cases interleaved across the ranges (case k of every range, then k + 1), so that a run
+    stopped early still has every row; `on_case(results)` after each case. With shard (i, n)
+    only the cases k >= first with k % n == i run (the motions stay those of the full run)."""
+    subjects = [(s, c) for s, (_, cs) in SUBJECTS.items() if (data / s).is_dir() for c in cs]
+    if not subjects:
+        raise SystemExit(f"no benchmark subjects under {data}: pass --data")
+    results: dict = {}
+    rngs = {name: np.random.default_rng(seed) for name, seed in (("paper", 1), ("wide", 2))}
+    for k in range(n_cases):
+        motions = {}  # drawn for every case so that shards see the motions of the full run
+        subject, contrast = subjects[k % len(subjects)]
+        fixed_name, movers = SUBJECTS[subject]
+        fixed = read_image(data / subject / fixed_name)
+        prep = prepare(fixed)
+        for rng_name, (angle, shift) in RANGES.items():
+            motions[rng_name] = random_rigid(rngs[rng_name], angle, shift, prep.centroid)
+        if k < first or k % shard[1] != shard[0]:
+            continue
+        corners = image_box_corners(prep.image, prep.mask)
+        source = read_image(data / subject / movers[contrast])
+        for rng_name, motion in motions.items():
+            moving = moved_scan(source, motion)
+            for name, method in methods(weights).items():
+                if only and name not in only:
+                    continue
+                start = time.perf_counter()
+                try:
+                    matrix = method(fixed, moving)
+                except Exception as exc:  # a baseline failing is a result, not a crash
+                    matrix, error = None, str(exc).splitlines()[0]
+                seconds = time.perf_counter() - start
+                row = results.setdefault(f"{rng_name}/{name}", [])
+                if matrix is None:
+                    row.append({"case": k, "failed": error, "seconds": seconds})
+                    continue
+                tre = float(np.linalg.norm(apply_matrix(matrix, corners) - apply_matrix(motion, corners), axis=1).mean())
+                row.append({"case": k, "subject": subject, "pair": f"{contrast}->T1", "tre_mm": tre,
+                            "rotation_error_deg": rotation_angle_deg(matrix[:3, :3] @ motion[:3, :3].T),
+                            "seconds": seconds, "motion_deg": rotation_angle_deg(motion)})
+                print(f"{rng_name} {k} {subject} {contrast} {name}: TRE {tre:.2f} mm, {seconds:.1f} s", flush=True)
+        if on_case:
+            on_case(results)
+    return results
+
+
+def summarise(results: dict) -> dict:
+    out = {}
+    for key, rows in results.items():
+        tre = np.array([r.get("tre_mm", np.inf) for r in rows])
+        rot = np.array([r.get("rotation_error_deg", np.inf) for r in rows])
+        out[key] = {"cases": len(rows), "median_tre_mm": float(np.median(tre)),
+                    "p90_tre_mm": float(np.percentile(tre, 90)), "median_rotation_error_deg": float(np.median(rot)),
+                    "success_rate": float(np.mean(tre < 2.0)),
+                    "median_seconds": float(np.median([r["seconds"] for r in rows]))}
+    return out
+
+
+def write(results: dict, out: Path, meta: dict) -> str:
+    """Write rigid3d.json and rigid3d.md under `out`; return the markdown table."""
+    summary = summarise(results)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "load_average_at_write": list(os.getloadavg())}
+    (out / "rigid3d.json").write_text(json.dumps({"meta": meta, "summary": summary, "cases": results}, indent=2))
+    lines = ["| row | cases | median TRE (mm) | p90 TRE (mm) | median rot. err (deg) | success (<2 mm) | median s |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['cases']} | {v['median_tre_mm']:.2f} | {v['p90_tre_mm']:.2f} | "
+              f"{v['median_rotation_error_deg']:.2f} | {100 * v['success_rate']:.0f}% | {v['median_seconds']:.2f} |"
+              for k, v in summary.items()]
+    table = "\n".join(lines)
+    (out / "rigid3d.md").write_text(f"{table}\n\nCommand: `{meta['command']}`; load average (1, 5, 15 min) "
+                                    f"at start {meta['load_average_at_start']}, at this write "
+                                    f"{meta['load_average_at_write']}; {meta['cpus']} CPUs.\n")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--cases", type=int, default=30)
+    parser.add_argument("--weights", default=None, help="rigid model weights (default: bundled)")
+    parser.add_argument("--methods", nargs="*", default=None)
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--threads", type=int, default=1, help="threads for torch, SimpleITK and ITK")
+    parser.add_argument("--shard", default="0/1", help="I/N: run only the cases k with k %% N == I")
+    parser.add_argument("--first", type=int, default=0, help="skip the cases before this one")
+    parser.add_argument("--merge", nargs="+", help="merge the rigid3d.json of these shard folders into --out")
+    args = parser.parse_args()
+    if args.merge:
+        parts = [json.loads((Path(d) / "rigid3d.json").read_text()) for d in args.merge]
+        merged: dict = {}
+        for part in parts:
+            for key, rows in part["cases"].items():
+                merged.setdefault(key, []).extend(rows)
+        for key, rows in merged.items():  # a case run by two shards counts once
+            merged[key] = sorted({r["case"]: r for r in reversed(rows)}.values(), key=lambda r: r["case"])
+        meta = {"command": " ".join(sys.argv), "cpus": os.cpu_count(), "shards": [p["meta"] for p in parts],
+                "load_average_at_start": [p["meta"]["load_average_at_start"] for p in parts]}
+        print(write(merged, Path(args.out), meta))
+        return
+    index, count = (int(v) for v in args.shard.split("/"))
+    import itk
+
+    torch.set_num_threads(args.threads)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
+    itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(args.threads)
+    meta = {"command": " ".join(sys.argv), "cpus": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
+            "torch_threads": torch.get_num_threads()}
+    results = run(Path(args.data), args.cases, args.weights, args.methods,
+                  on_case=lambda r: write(r, Path(args.out), meta), shard=(index, count),
+                  first=args.first)
+    print(write(results, Path(args.out), meta))
+
+
+if __name__ == "__main__":
+    main()

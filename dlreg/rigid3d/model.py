@@ -1,0 +1,97 @@
+"""A trained rigid model (DCNN + ANN) as one weights file: save, load, predict.
+
+The file is a torch state holding only tensors and plain values (loads with
+`weights_only=True`): format tag, the DCNN state dict, its channel widths, the canonical
+grid, the ANN arrays (absent when only the DCNN was trained) and free-form metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlreg.errors import WeightsError
+from dlreg.rigid3d.ann import ANNModel
+from dlreg.rigid3d.dcnn import RigidDCNN, target_scale
+from dlreg.rigid3d.preprocess import GRID_SIZE, GRID_SPACING
+from dlreg.weights import bundled_path
+
+FORMAT = "dlreg-rigid3d-v1"
+BUNDLED_NAME = "rigid3d_dcnn_ann"
+
+
+@dataclass
+class RigidModel:
+    """DCNN feature extractor/regressor and the optional feature ANN."""
+
+    dcnn: RigidDCNN
+    ann: ANNModel | None = None
+    meta: dict = field(default_factory=dict)
+
+    def predict(self, fixed: torch.Tensor, moving: torch.Tensor, use_ann: bool = True) -> np.ndarray:
+        """(B, 64, 64, 64) pairs -> (B, 6) rigid parameters (radians, mm) of the canonical transform."""
+        device = next(self.dcnn.parameters()).device
+        self.dcnn.eval()
+        with torch.no_grad():
+            fixed, moving = fixed.to(device), moving.to(device)
+            if use_ann and self.ann is not None:
+                features = self.dcnn.pair_features(fixed, moving).double().cpu().numpy()
+                return self.ann.predict(features)
+            normalised = self.dcnn(fixed, moving).float().cpu()
+        return (normalised * target_scale()).double().numpy()
+
+    def to(self, device: torch.device) -> "RigidModel":
+        self.dcnn.to(device)
+        return self
+
+
+def save_model(path: str | os.PathLike, model: RigidModel) -> Path:
+    """Write the weights file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, "dcnn": {k: v.detach().cpu() for k, v in model.dcnn.state_dict().items()},
+             "channels": list(model.dcnn.channels), "grid": [GRID_SIZE, GRID_SPACING],
+             "meta": model.meta}
+    if model.ann is not None:
+        state["ann"] = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in model.ann.state().items()}
+    torch.save(state, path)
+    return path
+
+
+def load_model(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> RigidModel:
+    """Load a weights file (None: the bundled model, checksum verified)."""
+    path = bundled_path(BUNDLED_NAME) if weights is None else Path(weights)
+    if not path.is_file():
+        raise WeightsError(f"rigid model weights file not found: {path}")
+    stat = path.stat()
+    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size).to(torch.device(device))
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int) -> RigidModel:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise WeightsError(f"cannot read rigid model weights {path}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise WeightsError(f"{path} is not a dlreg 3D rigid model (expected format '{FORMAT}')")
+    if list(state.get("grid", [])) != [GRID_SIZE, GRID_SPACING]:
+        raise WeightsError(f"{path} was trained on a {state.get('grid')} grid, this version uses "
+                           f"{[GRID_SIZE, GRID_SPACING]}")
+    dcnn = RigidDCNN(tuple(state.get("channels", ())) or (8,))
+    try:
+        dcnn.load_state_dict(state["dcnn"])
+    except (KeyError, RuntimeError) as exc:
+        raise WeightsError(f"{path} does not fit the 3D rigid DCNN: {str(exc).splitlines()[0]}") from exc
+    ann = None
+    if "ann" in state:
+        ann = ANNModel.from_state({k: v.numpy() for k, v in state["ann"].items()})
+        if ann.w1.shape[1] != dcnn.fc.in_features:
+            raise WeightsError(f"{path}: the ANN takes {ann.w1.shape[1]} features, the DCNN gives "
+                               f"{dcnn.fc.in_features}")
+    return RigidModel(dcnn.eval(), ann, dict(state.get("meta", {})))
