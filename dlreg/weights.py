@@ -42,6 +42,15 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def write_model_card(weights: str | Path, card: dict) -> dict:
+    """Write `card` beside `weights` as <name>.json, with the name, file, sha256 and size filled in."""
+    weights = Path(weights)
+    card = {"name": weights.stem, "file": weights.name, "sha256": sha256_of(weights),
+            "bytes": weights.stat().st_size, **card}
+    weights.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
 def bundled_path(name: str, verify: bool = True) -> Path:
     """Path of bundled model `name`, its checksum verified against the card."""
     card = model_card(name)

@@ -12,7 +12,6 @@ then trained on every subject.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -28,11 +27,11 @@ from dlreg.modality.data import load_volumes
 from dlreg.modality.evaluation import class_metrics, confusion_matrix
 from dlreg.modality.samples import OOD_LABEL, SampleSet, make_samples
 from dlreg.progress import ProgressCallback, report
-from dlreg.weights import sha256_of
+from dlreg.weights import write_model_card
 
 OE_WEIGHT = 0.5
 CARD_NOTES = {
-    "license": "Apache-2.0 (weights trained by this project)",
+    "license": "MIT (weights trained by this project)",
     "data_licences": {
         "brats_gli_00001_000, aurora": "BraTS / AURORA example cases from BrainLesion/tutorials "
                                        "(research use, cite BraTS)",
@@ -171,8 +170,7 @@ def train_modality(out: str | Path, *, data_root: str | Path = "../shared/data",
     meta = {"classes": list(CLASSES), "temperature": temperature,
             "threshold": threshold if threshold is not None else 0.6}
     save_classifier(out, net, meta)
-    card = {
-        "name": out.stem, "file": out.name, "sha256": sha256_of(out), "bytes": out.stat().st_size,
+    return write_model_card(out, {
         "architecture": net.describe(), "classes": list(CLASSES), **meta,
         "training_data": sorted(set(map(str, samples.name[samples.y != OOD_LABEL]))),
         "n_samples": int(len(samples.y)), "n_ood_samples": int(np.sum(samples.y == OOD_LABEL)),
@@ -181,9 +179,7 @@ def train_modality(out: str | Path, *, data_root: str | Path = "../shared/data",
         "loso_metrics": metrics, "train_seconds": round(time.time() - start, 1), **CARD_NOTES,
         "reproduce": (f"python -m dlreg train-modality --out {out.name} --per-volume {per_volume} "
                       f"--ood {n_ood} --epochs {epochs} --batch {batch} --lr {lr} --seed {seed}"),
-    }
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    return card
+    })
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

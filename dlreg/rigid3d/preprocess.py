@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from dlreg.errors import InputImageError
-from dlreg.imaging.geometry import index_to_physical
+from dlreg.imaging.geometry import image_corners, index_to_physical
 from dlreg.imaging.intensity import normalize_ct, normalize_mr
 from dlreg.imaging.io import validate_scalar_image
 from dlreg.imaging.transforms import to_sitk_transform
@@ -124,10 +124,9 @@ def sample_canonical(image: sitk.Image, frame: np.ndarray, size: int = GRID_SIZE
 def image_box_corners(image: sitk.Image, mask: sitk.Image | None = None) -> np.ndarray:
     """The 8 LPS corners of the mask's bounding box in index space (the whole image without mask)."""
     if mask is None:
-        lo, hi = np.zeros(3), np.asarray(image.GetSize(), float) - 1
-    else:
-        kji = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
-        lo, hi = kji.min(axis=0)[::-1].astype(float), kji.max(axis=0)[::-1].astype(float)
+        return image_corners(image)
+    kji = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+    lo, hi = kji.min(axis=0)[::-1].astype(float), kji.max(axis=0)[::-1].astype(float)
     grid = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
-    return index_to_physical(mask if mask is not None else image, grid)
+    return index_to_physical(mask, grid)
 

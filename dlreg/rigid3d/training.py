@@ -18,7 +18,6 @@ on CUDA; distributed data parallel when launched by torchrun (WORLD_SIZE > 1).
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from dlreg.rigid3d.dcnn import RigidDCNN, target_scale
 from dlreg.rigid3d.model import RigidModel, save_model
 from dlreg.rigid3d.pipeline import fixed_frame
 from dlreg.rigid3d.preprocess import prepare, sample_canonical
-from dlreg.weights import sha256_of
+from dlreg.weights import write_model_card
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 VAL_FRACTION = 0.3
@@ -248,8 +247,8 @@ def train_from_folder(folder_or_csv: str | os.PathLike, output_dir: str | os.Pat
           "ann_lm": r_squared(y_va, ann_lm.predict(x_va))}
     meta = {"r2_validation": r2, "trained_seconds": round(time.time() - start, 1), "device": str(dev)}
     weights = save_model(output_dir / "rigid3d_model.pt", RigidModel(model.cpu(), ann_br, meta))
-    card = {"name": "rigid3d_model", "file": weights.name, "sha256": sha256_of(weights),
-            "bytes": weights.stat().st_size, "architecture": "dlreg.rigid3d.dcnn.RigidDCNN + 256-10-6 tanh ANN",
+    write_model_card(weights, {
+            "architecture": "dlreg.rigid3d.dcnn.RigidDCNN + 256-10-6 tanh ANN",
             "recipe": {**{k: v for k, v in config.items() if k != "pairs"}, "optimizer": "SGD momentum 0.9",
                        "lr_drop_epoch": max(1, (2 * epochs) // 3), "ann": "Bayesian-regularised LM",
                        "ann_iterations": ann_iterations},
@@ -257,8 +256,7 @@ def train_from_folder(folder_or_csv: str | os.PathLike, output_dir: str | os.Pat
             "r2_validation": r2, "validation_is_training_set": not len(val_idx),
             "dcnn_history": history, "ann_hyperparameters": {"alpha": ann_br.alpha, "beta": ann_br.beta,
                                                              "gamma": ann_br.gamma},
-            "device": str(dev), "trained_seconds": meta["trained_seconds"]}
-    (output_dir / "rigid3d_model.json").write_text(json.dumps(card, indent=2))
+            "device": str(dev), "trained_seconds": meta["trained_seconds"]})
     if dist.is_initialized():
         dist.barrier()
     report(progress, 1.0, f"done: validation R^2 {r2}")

@@ -6,9 +6,6 @@ X ~ U[0, 1] (64 points), M ~ U[-1, 1] (2x3), Y = M (X, 1); the network learns M 
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import time
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import torch
 
 from dlreg.device import resolve_device
 from dlreg.progress import ProgressCallback, report
+from dlreg.weights import write_model_card
 from dlreg.zeroshot.mlp import N_POINTS, AffineMLP
 
 
@@ -62,18 +60,13 @@ def save_model(model: AffineMLP, metrics: dict, out: Path, recipe: dict) -> dict
     """Write the state dict and its JSON model card next to it; return the card."""
     state = dict(model.state_dict())
     state["hidden"] = torch.tensor(model.hidden)
-    buf = io.BytesIO()
-    torch.save(state, buf)
     out = Path(out)
-    out.write_bytes(buf.getvalue())
-    card = {"name": out.stem, "file": out.name, "sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
-            "bytes": len(buf.getvalue()),
+    torch.save(state, out)
+    return write_model_card(out, {
             "architecture": f"MLP {4 * model.n_points} -> {' -> '.join(map(str, model.hidden))} -> 6, ReLU hidden, linear output",
             "input": "64 fixed then 64 moving keypoints (x, y), normalised to [0, 1] by the longer image side",
             "output": "M = (a11, a12, tx, a21, a22, ty) with moving = M (fixed, 1), normalised coordinates",
             "training_data": "synthetic only: X ~ U[0, 1], M ~ U[-1, 1], Y = M X (paper section 2.5); no images",
-            "recipe": recipe, "metrics": metrics, "license": "Apache-2.0 (trained by this project)",
+            "recipe": recipe, "metrics": metrics, "license": "MIT (trained by this project)",
             "reproduce": "python -m dlreg train-affine-mlp --out dlreg/models/affine_mlp_paper.pt "
-                         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in recipe.items() if k != "hidden")}
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    return card
+                         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in recipe.items() if k != "hidden")})
