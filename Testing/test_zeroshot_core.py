@@ -11,7 +11,7 @@ from dlreg.errors import MismatchedInputsError, WeightsError
 from dlreg.zeroshot import estimators as est
 from dlreg.zeroshot.keypoints import centres_of_mass
 from dlreg.zeroshot.mlp import AffineMLP, predict
-from dlreg.zeroshot.uncertainty import blackening_masks, position_variance_map
+from dlreg.zeroshot.uncertainty import FRACTION, blackening_masks, position_variance_map
 
 
 def random_affine(rng: np.random.Generator) -> np.ndarray:
@@ -65,9 +65,11 @@ def test_mlp_predict_shapes_and_residual_identity():
 
 
 def test_blackening_is_seeded_and_variance_map_is_zero_for_equal_runs():
-    a = blackening_masks((40, 40), 4, torch.Generator().manual_seed(3))
-    b = blackening_masks((40, 40), 4, torch.Generator().manual_seed(3))
-    assert torch.equal(a, b) and 0.02 < float(1 - a.mean()) < 0.25
+    a = blackening_masks((250, 256), 4, torch.Generator().manual_seed(3))
+    b = blackening_masks((250, 256), 4, torch.Generator().manual_seed(3))
+    assert a.shape == (4, 250, 256) and torch.equal(a, b)
+    assert abs(float(1 - a.mean()) - FRACTION) < 0.05  # the blackened share of the image
+    assert not torch.equal(a, blackening_masks((250, 256), 4, torch.Generator().manual_seed(4)))
     assert np.allclose(position_variance_map(np.stack([np.eye(3)] * 3), (5, 6)), 0)
 
 
@@ -165,3 +167,43 @@ def test_gauss_newton_ngf_recovers_shift_with_inverted_contrast():
     runs, hess, res_var = blackening_response(fixed, moving[None], out[0], keep)
     assert runs.shape == (5, 3, 3) and torch.isfinite(runs).all() and hess.shape == (6, 6)
     assert float(res_var) >= 0 and float((runs - out).abs().max()) < 2.0
+
+
+def test_robust_batch_equals_one_set_at_a_time():
+    rng = np.random.default_rng(5)
+    c, s = np.cos(0.2), np.sin(0.2)
+    m = np.array([[1.02 * c, -s + 0.01, 5.0], [s, c, -7.0], [0.0, 0.0, 1.0]])  # near-rigid, as in images
+    x = rng.uniform(0, 200, (3, 40, 2))
+    y = x @ m[:2, :2].T + m[:2, 2]
+    y[:, :8] = rng.uniform(0, 200, (3, 8, 2))  # outlier channels in every set
+    batch, w = est.robust(x, y, rng=np.random.default_rng(0))
+    assert batch.shape == (3, 3, 3) and w.shape == (3, 40)
+    for k in range(3):  # exact inliers: every set ends on the same affine, alone or in the batch
+        one, w_one = est.robust(x[k], y[k], rng=np.random.default_rng(k + 1))
+        assert np.allclose(batch[k], m, atol=1e-6) and np.allclose(one, m, atol=1e-6)
+        assert np.array_equal(w[k] > 0, w_one > 0) and not (w[k, :8] > 0).any()
+    assert np.allclose(est.closed_form(x[:, 8:], y[:, 8:]), m, atol=1e-8)
+
+
+def test_closed_form_refuses_collinear_points():
+    x = np.c_[np.arange(10.0), 2 * np.arange(10.0)]
+    with pytest.raises(MismatchedInputsError, match="collinear"):
+        est.closed_form(x, x)
+
+
+def test_gaussian_blur_equals_replicate_padded_convolution():
+    from dlreg.zeroshot.features import _gauss1d, gaussian_blur
+    x = torch.from_numpy(np.random.default_rng(0).random((2, 3, 37, 50)).astype(np.float32))
+    for sigma in (1.0, 4.0, 16.0):
+        k = _gauss1d(sigma)
+        r = k.numel() // 2
+        p = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
+        ref = torch.nn.functional.conv2d(p.reshape(-1, 1, *p.shape[-2:]), (k[:, None] * k[None])[None, None])
+        assert torch.allclose(gaussian_blur(x, sigma), ref.reshape(x.shape), atol=1e-5)
+
+
+def test_refinement_refuses_a_fixed_image_without_edges():
+    from dlreg.zeroshot.refine import refine_affine
+    flat = torch.zeros((40, 40))
+    with pytest.raises(MismatchedInputsError, match="no edges"):
+        refine_affine(flat, flat[None], torch.eye(3, dtype=torch.float64)[None], levels=(1,), iterations=(2,))

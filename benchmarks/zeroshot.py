@@ -21,14 +21,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import SimpleITK as sitk
-import torch
-from scipy import ndimage, stats
+
+def _threads_argument(argv: list[str]) -> str:
+    """The --threads value, read before numpy loads: its BLAS pool size is fixed at import."""
+    for i, a in enumerate(argv):
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+    return "1"
+
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = _threads_argument(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+import torch  # noqa: E402
+from scipy import ndimage, stats  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -209,14 +224,15 @@ def summarise(rows: list[dict]) -> dict:
 def table(results: dict) -> str:
     """Markdown table of the summaries."""
     head = ("| task | method | n | median px | p90 px | success <2px | dDice | dSSIM | dMI | dMSE "
-            "| median time s | Spearman(unc, err) | median px vs floor | success vs floor |")
-    lines = [head, "|" + "---|" * 14]
+            "| median time s | x faster than SimpleITK | Spearman(unc, err) | median px vs floor | success vs floor |")
+    lines = [head, "|" + "---|" * 15]
     for task, methods in results.items():
         for method, s in methods.items():
-            sp = s.get("spearman_unc_err")
+            sp, speed = s.get("spearman_unc_err"), s.get("speedup_vs_simpleitk")
             lines.append(f"| {task} | {method} | {s['n']} | {s['median_px']:.2f} | {s['p90_px']:.2f} | "
                          f"{100 * s['success']:.0f}% | {s['d_dice']:+.3f} | {s['d_ssim']:+.3f} | "
                          f"{s['d_mi']:+.3f} | {s['d_mse']:+.4f} | {s['median_time_s']:.3f} | "
+                         f"{'' if speed is None else f'{speed:.2f}'} | "
                          f"{'' if sp is None else f'{sp:.2f}'} | "
                          + (f"{s['median_px_vs_floor']:.2f} | {100 * s['success_vs_floor']:.0f}% |"
                             if "median_px_vs_floor" in s else " |  |"))
@@ -242,6 +258,7 @@ def main(argv=None) -> int:
         return 1
     slices = load_slices(args.data)
     results, raw = {}, {}
+    print(f"load average at the start: {os.getloadavg()}", file=sys.stderr)
     previous = args.out / "zeroshot.json"
     if args.append and previous.is_file():
         earlier = json.loads(previous.read_text())
@@ -257,6 +274,13 @@ def main(argv=None) -> int:
             results[task][method] = summarise(rows)
             raw[task][method] = rows
             print(f"{task:5s} {method:9s} {json.dumps(results[task][method])}", file=sys.stderr)
+        ran = args.methods.split(",")
+        if "simpleitk" in ran:  # speed ratio only between methods timed in this run, pair by pair
+            base = raw[task]["simpleitk"]
+            for method in ran:
+                if method not in ("simpleitk", "floor"):
+                    results[task][method]["speedup_vs_simpleitk"] = float(np.median(
+                        [b["time_s"] / r["time_s"] for r, b in zip(raw[task][method], base)]))
         floor = raw[task].get("floor")
         if floor is not None and len(floor) == len(pairs):  # extra, clearly separate: error vs the MI floor
             for method, rows in raw[task].items():
@@ -271,7 +295,8 @@ def main(argv=None) -> int:
                                                         "args": {k: str(v) for k, v in vars(args).items()}},
                                                        indent=1, default=float))
     cmd = "python benchmarks/zeroshot.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    (args.out / "zeroshot.md").write_text(f"Last command: `{cmd}`\n\n{text}\n")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    (args.out / "zeroshot.md").write_text(f"Last command: `{cmd}` (load average at the end: {load})\n\n{text}\n")
     print(text)
     return 0
 

@@ -28,57 +28,82 @@ def matrix_to_params(matrix: np.ndarray) -> np.ndarray:
 
 
 def closed_form(fixed: np.ndarray, moving: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Weighted least-squares affine (3x3) with moving ~ A fixed; needs 3 non-collinear points."""
-    w = np.ones(len(fixed)) if weights is None else np.asarray(weights, dtype=np.float64)
-    keep = w > 0
-    if keep.sum() < 3:
+    """Weighted least-squares affine with moving ~ A fixed; needs 3 non-collinear points.
+
+    Points (n, 2) give a 3x3 matrix; a batch (B, n, 2) of independent sets gives (B, 3, 3).
+    """
+    f, m, single = _batched(fixed, moving)
+    w = np.ones(f.shape[:2]) if weights is None else np.asarray(weights, dtype=np.float64).reshape(f.shape[:2])
+    if ((w > 0).sum(axis=1) < 3).any():
         raise MismatchedInputsError("too few corresponding keypoints to estimate an affine "
                                     "transform: the images have no usable overlap")
-    x = np.c_[fixed[keep], np.ones(keep.sum())] * np.sqrt(w[keep])[:, None]
-    y = moving[keep] * np.sqrt(w[keep])[:, None]
-    sol, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
-    if rank < 3:
+    wn = w / w.sum(axis=1, keepdims=True)
+    cf, cm = np.einsum("bn,bnd->bd", wn, f), np.einsum("bn,bnd->bd", wn, m)
+    fc, mc = f - cf[:, None], m - cm[:, None]
+    cov_ff = np.einsum("bn,bni,bnj->bij", wn, fc, fc)
+    cov_mf = np.einsum("bn,bni,bnj->bij", wn, mc, fc)
+    eig = np.linalg.eigvalsh(cov_ff)
+    if (eig[:, 0] <= 1e-10 * np.maximum(eig[:, 1], 1e-300)).any():
         raise MismatchedInputsError("the keypoints are collinear: the images have too little "
                                     "structure in common to estimate an affine transform")
-    out = np.eye(3)
-    out[:2, :] = sol.T
-    return out
+    out = np.tile(np.eye(3), (len(f), 1, 1))
+    out[:, :2, :2] = cov_mf @ np.linalg.inv(cov_ff)
+    out[:, :2, 2] = cm - np.einsum("bij,bj->bi", out[:, :2, :2], cf)
+    return out[0] if single else out
+
+
+def _batched(fixed: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(B, n, 2) float64 views of one (n, 2) set or a batch of sets, and whether it was one set."""
+    f, m = np.asarray(fixed, dtype=np.float64), np.asarray(moving, dtype=np.float64)
+    single = f.ndim == 2
+    return (f[None], m[None], True) if single else (f, m, False)
 
 
 def _similarity_hypotheses(fixed: np.ndarray, moving: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """(H, 3, 3) similarity transforms through each pair of correspondences."""
-    zf = fixed[:, 0] + 1j * fixed[:, 1]
-    zm = moving[:, 0] + 1j * moving[:, 1]
-    df = zf[pairs[:, 0]] - zf[pairs[:, 1]]
-    dm = zm[pairs[:, 0]] - zm[pairs[:, 1]]
-    a = dm / np.where(np.abs(df) < 1e-9, 1e-9, df)
-    b = zm[pairs[:, 0]] - a * zf[pairs[:, 0]]
-    h = np.zeros((len(pairs), 3, 3))
-    h[:, 0, 0], h[:, 0, 1], h[:, 0, 2] = a.real, -a.imag, b.real
-    h[:, 1, 0], h[:, 1, 1], h[:, 1, 2] = a.imag, a.real, b.imag
-    h[:, 2, 2] = 1.0
+    """(B, H, 3, 3) similarity transforms through each (B, H, 2) pair of correspondences."""
+    zf = fixed[..., 0] + 1j * fixed[..., 1]
+    zm = moving[..., 0] + 1j * moving[..., 1]
+    f0, f1 = (np.take_along_axis(zf, pairs[..., k], axis=1) for k in (0, 1))
+    m0, m1 = (np.take_along_axis(zm, pairs[..., k], axis=1) for k in (0, 1))
+    df = f0 - f1
+    a = (m0 - m1) / np.where(np.abs(df) < 1e-9, 1e-9, df)
+    b = m0 - a * f0
+    h = np.zeros(pairs.shape[:2] + (3, 3))
+    h[..., 0, 0], h[..., 0, 1], h[..., 0, 2] = a.real, -a.imag, b.real
+    h[..., 1, 0], h[..., 1, 1], h[..., 1, 2] = a.imag, a.real, b.imag
+    h[..., 2, 2] = 1.0
     return h
 
 
 def similarity_fit(fixed: np.ndarray, moving: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted least-squares similarity (rotation, isotropic scale, translation) as 3x3."""
-    w = weights / weights.sum()
-    cf, cm = w @ fixed, w @ moving
-    f, m = fixed - cf, moving - cm
-    zf, zm = f[:, 0] + 1j * f[:, 1], m[:, 0] + 1j * m[:, 1]
-    a = (w * np.conj(zf) * zm).sum() / max((w * np.abs(zf) ** 2).sum(), 1e-12)
-    out = np.eye(3)
-    out[:2, :2] = [[a.real, -a.imag], [a.imag, a.real]]
-    out[:2, 2] = cm - out[:2, :2] @ cf
+    """Weighted least-squares similarity (rotation, isotropic scale, translation), (B, 3, 3)
+    for (B, n, 2) points and (B, n) weights."""
+    w = weights / weights.sum(axis=1, keepdims=True)
+    cf, cm = np.einsum("bn,bnd->bd", w, fixed), np.einsum("bn,bnd->bd", w, moving)
+    f, m = fixed - cf[:, None], moving - cm[:, None]
+    zf, zm = f[..., 0] + 1j * f[..., 1], m[..., 0] + 1j * m[..., 1]
+    a = (w * np.conj(zf) * zm).sum(axis=1) / np.maximum((w * np.abs(zf) ** 2).sum(axis=1), 1e-12)
+    out = np.tile(np.eye(3), (len(w), 1, 1))
+    out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1] = a.real, -a.imag, a.imag, a.real
+    out[:, :2, 2] = cm - np.einsum("bij,bj->bi", out[:, :2, :2], cf)
     return out
 
 
-def well_spread(points: np.ndarray, weights: np.ndarray, min_std_px: float) -> bool:
-    """True when the weighted points spread at least min_std_px along every direction."""
-    w = weights / max(weights.sum(), 1e-12)
-    c = points - w @ points
-    cov = (c * w[:, None]).T @ c
-    return bool(np.sqrt(max(np.linalg.eigvalsh(cov)[0], 0.0)) >= min_std_px)
+def well_spread(points: np.ndarray, weights: np.ndarray, min_std_px: float) -> np.ndarray:
+    """(B,) True where the weighted (B, n, 2) points spread at least min_std_px along every direction."""
+    w = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    c = points - np.einsum("bn,bnd->bd", w, points)[:, None]
+    cov = np.einsum("bn,bni,bnj->bij", w, c, c)
+    return np.sqrt(np.maximum(np.linalg.eigvalsh(cov)[:, 0], 0.0)) >= min_std_px
+
+
+def _residuals(mats: np.ndarray, fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
+    """|A fixed - moving| of (..., 3, 3) matrices on (..., n, 2) points (broadcast), (..., n)."""
+    a = mats[..., None, :2, :]
+    fx, fy = fixed[..., 0], fixed[..., 1]
+    dx = a[..., 0, 0] * fx + a[..., 0, 1] * fy + a[..., 0, 2] - moving[..., 0]
+    dy = a[..., 1, 0] * fx + a[..., 1, 1] * fy + a[..., 1, 2] - moving[..., 1]
+    return np.sqrt(dx * dx + dy * dy)
 
 
 def robust(fixed: np.ndarray, moving: np.ndarray, *, rng: np.random.Generator,
@@ -88,36 +113,39 @@ def robust(fixed: np.ndarray, moving: np.ndarray, *, rng: np.random.Generator,
 
     The IRLS fits a similarity; the last step fits a full affine only when the inlier
     keypoints spread enough to determine it (clustered keypoints make shear ill-posed).
-    Returns the 3x3 matrix and the final per-keypoint weights (0 = outlier channel).
+    Points (n, 2) give the 3x3 matrix and the final per-keypoint weights (0 = outlier
+    channel); a batch (B, n, 2) of independent sets (the bootstrap) is fitted in one go
+    and gives (B, 3, 3) and (B, n).
     """
-    n = len(fixed)
+    f, m, single = _batched(fixed, moving)
+    b, n = f.shape[:2]
     if n < 3:
         raise MismatchedInputsError("too few corresponding keypoints to estimate an affine "
                                     "transform: the images have no usable overlap")
-    pairs = rng.integers(0, n, size=(n_hypotheses, 2))
-    spread = np.linalg.norm(fixed[pairs[:, 0]] - fixed[pairs[:, 1]], axis=1)
-    pairs = pairs[spread > 8.0]
-    if len(pairs) == 0:
+    pairs = rng.integers(0, n, size=(b, n_hypotheses, 2))
+    rows = np.arange(b)[:, None]
+    usable = np.linalg.norm(f[rows, pairs[..., 0]] - f[rows, pairs[..., 1]], axis=-1) > 8.0
+    if not usable.any(axis=1).all():
         raise MismatchedInputsError("the keypoints are all in one place: the images have too "
                                     "little structure in common to estimate a transform")
-    hyp = _similarity_hypotheses(fixed, moving, pairs)
-    scale = np.sqrt(np.abs(np.linalg.det(hyp[:, :2, :2])) + 1e-12)
-    pred = np.einsum("hij,nj->hni", hyp[:, :2, :2], fixed) + hyp[:, None, :2, 2]
-    res = np.linalg.norm(pred - moving[None], axis=2)
-    score = np.clip(1.0 - (res / inlier_px) ** 2, 0.0, None).sum(axis=1)
+    hyp = _similarity_hypotheses(f, m, pairs)
+    scale = np.sqrt(np.abs(np.linalg.det(hyp[..., :2, :2])) + 1e-12)
+    res = _residuals(hyp, f[:, None], m[:, None])
+    score = np.clip(1.0 - (res / inlier_px) ** 2, 0.0, None).sum(axis=-1)
     score[np.abs(np.log(scale)) > max_log_scale] = -1.0
-    matrix = hyp[int(np.argmax(score))]
+    score[~usable] = -2.0
+    matrix = hyp[np.arange(b), np.argmax(score, axis=1)]
     c = 2.0 * inlier_px
-    weights = np.ones(n)
     for step in range(irls_steps + 1):
-        res = np.linalg.norm(fixed @ matrix[:2, :2].T + matrix[:2, 2] - moving, axis=1)
+        res = _residuals(matrix, f, m)
         weights = np.where(res < c, (1.0 - (res / c) ** 2) ** 2, 0.0)
-        if (weights > 0).sum() < 2:
+        if ((weights > 0).sum(axis=1) < 2).any():
             raise MismatchedInputsError("no consistent keypoint correspondences: the images "
                                         "have no usable overlap or no common structure")
-        if step < irls_steps or not well_spread(fixed, weights, affine_min_spread_px):
-            matrix = similarity_fit(fixed, moving, weights)
-        else:
-            matrix = closed_form(fixed, moving, weights)
+        matrix = similarity_fit(f, m, weights)
+        if step == irls_steps:
+            affine = well_spread(f, weights, affine_min_spread_px) & ((weights > 0).sum(axis=1) >= 3)
+            if affine.any():
+                matrix[affine] = closed_form(f[affine], m[affine], weights[affine])
         c = max(inlier_px * 0.5, c * 0.7)
-    return matrix, weights
+    return (matrix[0], weights[0]) if single else (matrix, weights)

@@ -11,11 +11,11 @@ centres of mass of its thresholded regions correspond across contrasts and poses
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 
 
 def paper_preprocess(image: np.ndarray, pad: int) -> torch.Tensor:
@@ -58,26 +58,23 @@ def _gauss1d(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W), replicate padding."""
+@lru_cache(maxsize=32)
+def _blur_matrix(n: int, sigma: float) -> torch.Tensor:
+    """(n, n) matrix of the 1D Gaussian with replicate padding folded into the edge columns."""
     k = _gauss1d(sigma)
     r = k.numel() // 2
-    c = x.shape[1]
-    if r <= 3:  # short kernels: shifted sums are faster than conv2d on one CPU thread
-        h, w = x.shape[-2:]
-        p = F.pad(x, (r, r, 0, 0), mode="replicate")
-        out = p[..., 0:w] * k[0]
-        for i in range(1, 2 * r + 1):
-            out = out + p[..., i:i + w] * k[i]
-        p = F.pad(out, (0, 0, r, r), mode="replicate")
-        out = p[..., 0:h, :] * k[0]
-        for i in range(1, 2 * r + 1):
-            out = out + p[..., i:i + h, :] * k[i]
-        return out
-    x = F.pad(x, (r, r, 0, 0), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    x = F.pad(x, (0, 0, r, r), mode="replicate")
-    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    cols = (torch.arange(n)[:, None] + torch.arange(-r, r + 1)[None]).clamp(0, n - 1)
+    return torch.zeros(n, n).scatter_add_(1, cols, k.expand(n, -1).contiguous())
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W), replicate padding.
+
+    Two small matrix products (rows, then columns): on one CPU thread 3-10x faster than
+    depthwise conv2d or shifted sums for the kernel and image sizes used here.
+    """
+    h, w = x.shape[-2:]
+    return _blur_matrix(h, float(sigma)) @ (x @ _blur_matrix(w, float(sigma)).T)
 
 
 def _derivatives(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

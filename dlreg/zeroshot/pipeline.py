@@ -123,9 +123,9 @@ def _bootstrap(fixed_pts: np.ndarray, moving_pts: np.ndarray, estimator: str, n_
         s = np.diag([scale, scale, 1.0])
         mats = s @ mats @ np.linalg.inv(s)
     elif estimator == "closed-form":
-        mats = np.stack([est.closed_form(fixed_pts[i], moving_pts[i]) for i in idx])
+        mats = est.closed_form(fixed_pts[idx], moving_pts[idx])
     else:
-        mats = np.stack([est.robust(fixed_pts[i], moving_pts[i], rng=rng)[0] for i in idx])
+        mats = est.robust(fixed_pts[idx], moving_pts[idx], rng=rng)[0]
     return est.params_to_matrix(est.matrix_to_params(mats).mean(axis=0))
 
 

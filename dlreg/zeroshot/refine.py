@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dlreg.errors import MismatchedInputsError
 from dlreg.zeroshot.features import _derivatives, gaussian_blur
 
 N_EDGE_POINTS = 8000
@@ -52,12 +53,14 @@ def _edge_points(fixed_l: torch.Tensor, n_points: int) -> tuple[torch.Tensor, to
     g, eps = _gradients(fixed_l)
     norm2 = (g * g).sum(dim=1)[0]
     weight = norm2 / (norm2 + eps[0] ** 2)
-    k = min(n_points, weight.numel())
     flat = weight.flatten()
+    edge = flat > 0  # flat pixels (a zero background) carry no direction
+    k = min(n_points, int(edge.sum()))
+    if k < 1:
+        raise MismatchedInputsError("the fixed image has no edges to align")
     if k < flat.numel():  # the k strongest (ties at the threshold included), in raster order
-        idx = torch.nonzero(flat >= torch.kthvalue(flat, flat.numel() - k + 1).values)[:, 0]
-    else:
-        idx = torch.arange(flat.numel())
+        edge &= flat >= torch.kthvalue(flat, flat.numel() - k + 1).values
+    idx = torch.nonzero(edge)[:, 0]
     w = fixed_l.shape[-1]
     ys, xs = (idx // w).double(), (idx % w).double()
     pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=1)
@@ -113,52 +116,55 @@ class _Level:
                                 [0, 0, 1.0]], dtype=torch.float64)
         self.pre = to_norm @ torch.linalg.inv(s)
         self.inv_factor = 1.0 / factor
-        self.n = n_fix.float()  # (K, 2)
-        nn = torch.sqrt((self.n * self.n).sum(-1, keepdim=True)).clamp_min(1e-12)
-        self.n_hat, self.n_w = self.n / nn, nn[:, 0] ** 2
-        self.u = ((self.pts[:, :2] - centre[:2, 2]) / half).float()  # (K, 2) centred, scaled positions
+        n = n_fix.float()  # (K, 2)
+        nn = torch.sqrt((n * n).sum(-1, keepdim=True)).clamp_min(1e-12)
+        self.n_t, self.n_w = n.T.contiguous(), nn[:, 0] ** 2  # (2, K), (K,)
+        self.n_hat_t = (n / nn).T.contiguous()
+        self.n_perp_t = torch.stack([-self.n_hat_t[1], self.n_hat_t[0]])
+        self.u_t = ((self.pts[:, :2] - centre[:2, 2]) / half).float().T.contiguous()  # (2, K) centred, scaled
         self.half = half
 
     def evaluate(self, a: torch.Tensor, system: bool = True, terms: bool = False):
-        """NGF score (N,) of matrices a (N, 3, 3); with system: Gauss-Newton (N, 6, 6) and (N, 6)."""
+        """NGF score (N,) of matrices a (N, 3, 3); with system: Gauss-Newton (N, 6, 6) and (N, 6).
+
+        With terms: the score, the Jacobian (N, 6, K), residuals (N, K), weights (N, K) and the
+        sampling grid, for blackening_response.
+        """
         grid = (self.pts @ (self.pre @ a)[:, :2].transpose(1, 2))[:, None].float()  # (N, 1, K, 2)
         fields = self.fields if system else self.fields[:, :2]  # the score needs the gradients only
         fields = fields if len(fields) == len(a) else fields.expand(len(a), -1, -1, -1)
         f = F.grid_sample(fields, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=True)[:, :, 0]  # (N, 5, K)
-        inside = ((grid[:, 0, :, 0].abs() <= 1) & (grid[:, 0, :, 1].abs() <= 1)).float()  # (N, K)
+        g = grid[:, 0].abs()
+        inside = ((g[..., 0] <= 1) & (g[..., 1] <= 1)).float()  # (N, K)
         b = a[:, :2, :2].float()
         b00, b01, b10, b11 = (b[:, i, j, None] for i in (0, 1) for j in (0, 1))
         gx, gy = f[:, 0], f[:, 1]
-        wx, wy = gx * b00 + gy * b10, gx * b01 + gy * b11  # A^T grad M (x, y)
-        rho2 = wx * wx + wy * wy + self.eps2
-        nx, ny = self.n[:, 0], self.n[:, 1]
-        dot = wx * nx + wy * ny
+        w = torch.stack([gx * b00 + gy * b10, gx * b01 + gy * b11], 1)  # (N, 2, K): A^T grad M
+        rho2 = (w * w).sum(1) + self.eps2
+        dot = (w * self.n_t).sum(1)
         cnt = inside.sum(1).clamp_min(1.0)
         score = ((dot * dot / rho2 * inside).sum(1) / cnt).double()
         if not system:
             return score
-        # residual r = n_hat x v, v = gw / rho; d r = a . d gw with a = (n_hat_perp - r v) / rho
-        rho = torch.sqrt(rho2)
-        vx, vy = wx / rho, wy / rho
-        hx, hy = self.n_hat[:, 0], self.n_hat[:, 1]
-        r = hx * vy - hy * vx
-        ax, ay = (-hy - r * vx) / rho, (hx - r * vy) / rho
-        # d gw / d d_j = B^T H B dq/dd_j / factor (+ E_j^T gw for the linear part)
-        px, py = ax * b00 + ay * b01, ax * b10 + ay * b11  # B a
+        # residual r = n_hat x v, v = w / rho; d r = av . d w with av = (n_hat_perp - r v) / rho
+        rho = torch.sqrt(rho2)[:, None]
+        v = w / rho
+        r = self.n_hat_t[0] * v[:, 1] - self.n_hat_t[1] * v[:, 0]
+        av = (self.n_perp_t - r[:, None] * v) / rho  # (N, 2, K)
+        # d w / d d_j = B^T H B dq/dd_j / factor (+ E_j^T w for the linear part)
+        px, py = av[:, 0] * b00 + av[:, 1] * b01, av[:, 0] * b10 + av[:, 1] * b11  # B av
         hxx, hxy, hyy = f[:, 2], f[:, 3], f[:, 4]
         tx, ty = px * hxx + py * hxy, px * hxy + py * hyy
-        cx = (tx * b00 + ty * b10) * self.inv_factor
-        cy = (tx * b01 + ty * b11) * self.inv_factor
-        ux, uy, ih = self.u[:, 0], self.u[:, 1], 1.0 / self.half
-        jac = torch.stack([cx * ux + ax * wx * ih, cx * uy + ay * wx * ih, cx,
-                           cy * ux + ax * wy * ih, cy * uy + ay * wy * ih, cy], dim=2)  # (N, K, 6)
-        w = inside * self.n_w / cnt[:, None]
+        c = torch.stack([tx * b00 + ty * b10, tx * b01 + ty * b11], 1) * self.inv_factor  # (N, 2, K)
+        lin = c[:, :, None] * self.u_t + w[:, :, None] * (av * (1.0 / self.half))[:, None]  # (N, 2, 2, K)
+        jac = torch.cat([lin, c[:, :, None]], dim=2).reshape(len(a), 6, -1)  # rows a11 a12 tx a21 a22 ty
+        wt = inside * self.n_w / cnt[:, None]
         if terms:
-            return score, jac, r, w, grid
-        jw = jac * w[..., None]
-        hess = (jw.transpose(1, 2) @ jac).double()
-        return score, hess, -(jw * r[..., None]).sum(1).double()
+            return score, jac, r, wt, grid
+        jw = jac * wt[:, None]
+        hess = (jw @ jac.transpose(1, 2)).double()
+        return score, hess, -(jw @ r[..., None])[..., 0].double()
 
 
 def _gauss_newton(level: _Level, matrix: torch.Tensor, iterations: int, centre: torch.Tensor,
@@ -246,14 +252,14 @@ def blackening_response(fixed: torch.Tensor, moving: torch.Tensor, matrix: torch
         _, jac, r, wt, grid = level.evaluate(a, terms=True)
         kv = F.grid_sample(keep[:, None].float(), grid.expand(len(keep), -1, -1, -1), mode="bilinear",
                            padding_mode="zeros", align_corners=True)[:, 0, 0]  # (N, K)
-        jac, r, wt = jac[0], r[0], wt[0]
+        jac, r, wt = jac[0], r[0], wt[0]  # (6, K), (K,), (K,)
         wk = kv * wt[None]  # (N, K)
-        hess = ((wk[..., None] * jac).transpose(1, 2) @ jac).double()
-        grad = -(wk @ (jac * r[:, None])).double()
+        hess = ((wk[:, None] * jac) @ jac.T).double()
+        grad = -(wk @ (jac * r).T).double()
         diag = torch.diagonal(hess, dim1=1, dim2=2).mean(-1).clamp_min(1e-12)
         step = torch.linalg.solve(hess + (damping * diag)[:, None, None] * torch.eye(6, dtype=torch.float64),
                                   grad[..., None])[..., 0]
         runs = _update(a.expand(len(keep), -1, -1), step, centre, half)
-        h_full = ((jac * wt[:, None]).T @ jac).double()
+        h_full = ((jac * wt) @ jac.T).double()
         res_var = float((wt * r * r).sum() / wt.sum().clamp_min(1e-12))
     return runs, h_full, torch.tensor(res_var)

@@ -7,8 +7,8 @@ import torch
 
 from dlreg.zeroshot.estimators import matrix_to_params
 
-BLOCK_PX = 8
-FRACTION = 0.1
+BLOCK_PX = 16
+FRACTION = 0.25
 
 
 def blackening_masks(shape: tuple[int, int], n: int, generator: torch.Generator,
