@@ -14,8 +14,8 @@ from dlreg.modality.evaluation import class_metrics, confusion_matrix
 from dlreg.modality.gates import sanity_reason
 from dlreg.modality.ordering import order_results
 from dlreg.modality.result import ModalityResult
-from dlreg.modality.preprocess import canonical_input
-from dlreg.modality.synthetic import pseudo_ct_from_tissue
+from dlreg.modality.preprocess import CHANNELS, GRID_SIZE, canonical_input
+from dlreg.modality.synthetic import pseudo_ct_from_tissue, pseudo_mr_from_t1
 from dlreg.sampledata import sample_path
 
 
@@ -31,6 +31,20 @@ def test_canonical_input_is_stable_across_resolution(mni_t1):
         other = canonical_input(_resampled(mni_t1, spacing)).array
         assert other.shape == base.shape
         assert np.corrcoef(base.ravel(), other.ravel())[0, 1] > 0.95
+
+
+def test_rank_channel_ignores_increasing_intensity_maps(mni_t1):
+    base = canonical_input(mni_t1).array
+    a = sitk.GetArrayFromImage(mni_t1).astype(np.float64)
+    mapped = sitk.GetImageFromArray((250.0 * (a / a.max()) ** 1.6).astype(np.float32))
+    mapped.CopyInformation(mni_t1)
+    other = canonical_input(mapped).array
+    assert base.shape == (len(CHANNELS), GRID_SIZE, GRID_SIZE, GRID_SIZE)
+    # Exact up to bin averaging (the map is applied before it) and the foreground edge.
+    rank_change, intensity_change = (float(np.abs(other[c] - base[c]).mean()) for c in (1, 0))
+    assert rank_change < 0.006 and intensity_change > 4 * rank_change
+    ranks = base[1][base[1] > 0]
+    assert ranks.max() <= 1.0 and 0.4 < ranks.mean() < 0.6
 
 
 def test_canonical_input_refuses_thin_and_blank_volumes():
@@ -101,3 +115,21 @@ def test_pseudo_ct_from_bundled_tissue_maps_reads_as_hounsfield():
     a = sitk.GetArrayFromImage(ct)
     assert a.min() < -900 and 20 < np.median(a[a > -500]) < 45
     assert canonical_input(ct).hu_calibrated
+
+
+def test_pseudo_mr_contrasts_follow_the_tissue_ordering(mni_t1):
+    gm = sitk.GetArrayFromImage(read_image(sample_path("mni_gm_2mm.nrrd"))).astype(float)
+    wm = sitk.GetArrayFromImage(read_image(sample_path("mni_wm_2mm.nrrd"))).astype(float)
+    gm, wm = gm / gm.max(), wm / wm.max()
+    brain = sitk.GetArrayFromImage(mni_t1) > 0
+    regions = {"WM": wm > 0.9, "GM": gm > 0.9, "CSF": brain & (gm + wm < 0.1)}
+    means = {}
+    for contrast in ("MR-T2", "MR-FLAIR"):
+        a = sitk.GetArrayFromImage(pseudo_mr_from_t1(mni_t1, contrast))
+        assert a.min() >= 0 and np.all(a[~brain] == 0)
+        means[contrast] = {tissue: float(a[mask].mean()) for tissue, mask in regions.items()}
+    t2, flair = means["MR-T2"], means["MR-FLAIR"]
+    assert t2["CSF"] > t2["GM"] > t2["WM"]
+    assert flair["GM"] > flair["WM"] > flair["CSF"]
+    with pytest.raises(ValueError, match="MR-PD"):
+        pseudo_mr_from_t1(mni_t1, "MR-PD")

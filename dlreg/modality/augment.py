@@ -14,6 +14,8 @@ import SimpleITK as sitk
 from dlreg.imaging.geometry import rotation_matrix
 
 MAX_ROTATION = np.deg2rad(15.0)
+# MR gamma range: mild, so that the GM/WM contrast that tells T1 from FLAIR survives.
+GAMMA = (0.85, 1.18)
 
 
 def reorient(image: sitk.Image, rng: np.random.Generator, p_permute: float = 0.3) -> sitk.Image:
@@ -60,7 +62,7 @@ def intensity(image: sitk.Image, rng: np.random.Generator, is_ct: bool) -> sitk.
         a = a + rng.normal(0.0, rng.uniform(0.0, 12.0), a.shape).astype(np.float32)
     else:
         top = max(float(np.percentile(a, 99.5)), 1e-6)
-        a = np.clip(a / top, 0, None) ** rng.uniform(0.75, 1.35)
+        a = np.clip(a / top, 0, None) ** rng.uniform(*GAMMA)
         a = a * _bias_field(a.shape, rng)
         sd = rng.uniform(0.0, 0.05)
         a = np.abs(a + rng.normal(0.0, sd, a.shape)).astype(np.float32)

@@ -4,10 +4,12 @@ Paper: "the same 3D DCNN architecture ... but replaced the fully connected layer
 softmax layer and the regression layer with a classification output layer", trained
 with cross-entropy. The backbone is `dlreg.rigid3d.dcnn.RigidDCNN`'s trunk (conv + batch
 norm + LeakyReLU blocks, 3D max pooling, global average pooling, with its coordinate
-channels), used on one image; its regression layer is dropped and the head is one linear layer to
-len(CLASSES) logits; the softmax (with the calibrated temperature) is applied in
-`pipeline`. Weights files hold {"model": state dict, "meta": {...}}; "meta" carries
-the class list, temperature, threshold and canonical grid.
+channels), used on one image; its first convolution takes the len(CHANNELS) input channels of
+`preprocess` (normalised intensity, foreground rank) beside the coordinates, its regression
+layer is dropped and the head is one linear layer to len(CLASSES) logits; the softmax (with
+the calibrated temperature) is applied in `pipeline`. Weights files hold {"model": state
+dict, "meta": {...}}; "meta" carries the class list, input channels, temperature, threshold
+and canonical grid.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch import nn
 from dlreg.device import resolve_device
 from dlreg.errors import WeightsError
 from dlreg.modality.classes import CLASSES
-from dlreg.modality.preprocess import GRID_SIZE, GRID_SPACING
+from dlreg.modality.preprocess import CHANNELS, GRID_SIZE, GRID_SPACING
 from dlreg.rigid3d import dcnn
 from dlreg.weights import bundled_path
 
@@ -33,22 +35,27 @@ BUNDLED = "modality_dcnn"
 class ModalityNet(nn.Module):
     """Backbone features -> linear logits over CLASSES."""
 
-    def __init__(self, n_classes: int = len(CLASSES), grid_size: int = GRID_SIZE) -> None:
+    def __init__(self, n_classes: int = len(CLASSES), grid_size: int = GRID_SIZE,
+                 in_channels: int = len(CHANNELS)) -> None:
         super().__init__()
         self.grid_size = grid_size
         self.backbone = dcnn.RigidDCNN(grid_size=grid_size)
         self.backbone.fc = nn.Identity()   # the regression layer is replaced by the head
+        first = self.backbone.trunk[0][0]  # one image channel + the coordinate channels
+        self.backbone.trunk[0][0] = nn.Conv3d(first.in_channels - 1 + in_channels, first.out_channels,
+                                              first.kernel_size, first.stride, first.padding, bias=False)
         self.head = nn.Linear(dcnn.N_FEATURES, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, G, G, G) canonical inputs -> (B, n_classes) logits."""
+        """(B, len(CHANNELS), G, G, G) canonical inputs -> (B, n_classes) logits."""
         return self.head(self.backbone.features(x))
 
     def describe(self) -> str:
         """One line for the model card."""
         n = sum(p.numel() for p in self.parameters())
         return (f"dlreg.rigid3d.dcnn.RigidDCNN trunk ({dcnn.N_FEATURES} features after global "
-                f"average pooling) + linear softmax head over {len(CLASSES)} classes; {n} parameters")
+                f"average pooling, inputs: {', '.join(CHANNELS)} and coordinates) + linear softmax "
+                f"head over {len(CLASSES)} classes; {n} parameters")
 
 
 @dataclass
@@ -64,8 +71,8 @@ class LoadedClassifier:
 
     @torch.no_grad()
     def logits(self, array: np.ndarray) -> np.ndarray:
-        """Logits of one canonical input [k, j, i]."""
-        x = torch.from_numpy(np.ascontiguousarray(array, np.float32))[None, None].to(self.device)
+        """Logits of one canonical input [c, k, j, i]."""
+        x = torch.from_numpy(np.ascontiguousarray(array, np.float32))[None].to(self.device)
         return self.net(x)[0].double().cpu().numpy()
 
 
@@ -73,7 +80,8 @@ def save_classifier(path: str | Path, net: ModalityNet, meta: dict) -> Path:
     """Write {"model", "meta"} (meta gains the grid and class list)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"classes": list(CLASSES), "grid_size": net.grid_size, "grid_spacing": GRID_SPACING, **meta}
+    meta = {"classes": list(CLASSES), "channels": list(CHANNELS), "grid_size": net.grid_size,
+            "grid_spacing": GRID_SPACING, **meta}
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     torch.save({"model": state, "meta": meta}, path)
     return path
@@ -98,6 +106,9 @@ def _load(path: str, mtime: int, size: int, device: str) -> LoadedClassifier:
         raise WeightsError(f"cannot read modality classifier weights {path}: {exc}") from exc
     if list(meta.get("classes", [])) != list(CLASSES):
         raise WeightsError(f"{path} was trained for classes {meta.get('classes')}, expected {list(CLASSES)}")
+    if list(meta.get("channels", ["normalised"])) != list(CHANNELS):
+        raise WeightsError(f"{path} was trained on input channels {meta.get('channels', ['normalised'])}, "
+                           f"expected {list(CHANNELS)}")
     net = ModalityNet(grid_size=int(meta["grid_size"]))
     try:
         net.load_state_dict(state)

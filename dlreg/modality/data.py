@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from dlreg.errors import InputImageError
 from dlreg.imaging.io import read_image
 from dlreg.modality.classes import CT, MR_FLAIR, MR_T1, MR_T1C, MR_T2
-from dlreg.modality.synthetic import pseudo_ct_from_t1
+from dlreg.modality.synthetic import pseudo_ct_from_t1, pseudo_mr_from_t1
 from dlreg.sampledata import sample_path
 
 COLIN27 = Path("/usr/share/mricron/templates/ch2.nii.gz")
@@ -70,8 +70,9 @@ def read_invesalius(path: str | Path = INVESALIUS_CT) -> sitk.Image:
 
 
 def load_volumes(data_root: str | Path = "../shared/data", *, synthetic_ct: bool = True,
-                 log=print) -> list[Volume]:
-    """Every available labelled volume (missing sources are logged and skipped)."""
+                 synthetic_mr: bool = True, log=print) -> list[Volume]:
+    """Every available labelled volume (missing sources are logged and skipped), plus a
+    pseudo-CT (`synthetic_ct`) and pseudo-T2 and pseudo-FLAIR brains (`synthetic_mr`) of each T1."""
     root = Path(data_root)
     volumes: list[Volume] = []
     for folder, file, label in SHARED:
@@ -89,14 +90,19 @@ def load_volumes(data_root: str | Path = "../shared/data", *, synthetic_ct: bool
         volumes.append(Volume("cranium_ct", CT, "invesalius_cranium", read_invesalius()))
     else:
         log(f"missing {INVESALIUS_CT} (apt-get install invesalius-examples): skipped")
+    t1s = [v for v in volumes if v.label == MR_T1]
     if synthetic_ct:
-        volumes += [Volume(v.subject, CT, f"pseudo-CT of {v.name}", _pseudo_ct(v), synthetic=True)
-                    for v in list(volumes) if v.label == MR_T1]
+        volumes += [Volume(v.subject, CT, f"pseudo-CT of {v.name}",
+                           pseudo_ct_from_t1(v.image, brain_mask=_brain_mask(v)), synthetic=True) for v in t1s]
+    if synthetic_mr:
+        volumes += [Volume(v.subject, label, f"pseudo-{label[3:]} of {v.name}",
+                           pseudo_mr_from_t1(v.image, label, brain_mask=_brain_mask(v)), synthetic=True)
+                    for v in t1s for label in (MR_T2, MR_FLAIR)]
     return volumes
 
 
-def _pseudo_ct(volume: Volume) -> sitk.Image:
-    brain = None
+def _brain_mask(volume: Volume) -> sitk.Image | None:
+    """Colin27's brain mask (it is the one T1 with skull); None for skull-stripped T1s."""
     if volume.subject == "colin27" and COLIN27_BRAIN.is_file():
-        brain = read_image(COLIN27_BRAIN) > 0
-    return pseudo_ct_from_t1(volume.image, brain_mask=brain)
+        return read_image(COLIN27_BRAIN) > 0
+    return None

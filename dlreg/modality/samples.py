@@ -29,7 +29,7 @@ OOD_LABEL = -1
 class SampleSet:
     """Canonical inputs with labels (-1: out of distribution) and their provenance."""
 
-    x: np.ndarray            # (N, G, G, G) float16
+    x: np.ndarray            # (N, C, G, G, G) float16
     y: np.ndarray            # (N,) int
     subject: np.ndarray      # (N,) str; "ood" for OOD samples
     original: np.ndarray     # (N,) bool: un-augmented volume

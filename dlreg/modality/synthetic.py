@@ -1,9 +1,11 @@
-"""Synthetic CT-like volumes from MR, for training and tests (never shipped as data).
+"""Synthetic CT-like and MR-contrast volumes from MR, for training and tests (never shipped as data).
 
 Brain tissue in a head CT is nearly flat in Hounsfield units: CSF ~10, white matter ~30,
 grey matter ~40, air -1000, bone ~700-1500. These functions paint those values from
 tissue maps or a T1 image; they teach "CT" without needing many real CTs, and give
-tests a CT/MR pair made only from bundled data.
+tests a CT/MR pair made only from bundled data. The same T1 tissue mapping paints
+T2-like (CSF > GM > WM) and FLAIR-like (GM > WM > CSF) brains, so that every T1's
+anatomy is also seen with the other contrasts' tissue ordering.
 """
 
 from __future__ import annotations
@@ -47,6 +49,28 @@ def pseudo_ct_from_t1(t1: sitk.Image, brain_mask: sitk.Image | None = None, *,
         dark = a < np.median(a[head])
         out = np.where(head & dark, BONE_HU, np.where(head, FAT_HU + 120 * t, out))
     return _finish(out, t1, seed)
+
+
+# Brain intensity of a painted MR contrast at the T1 levels of T1_KNOTS (CSF .. GM .. WM).
+T1_KNOTS = (0.0, 0.3, 0.55, 0.8, 1.0)
+CONTRAST_LEVELS = {"MR-T2": (1.0, 0.9, 0.55, 0.3, 0.3), "MR-FLAIR": (0.08, 0.15, 0.7, 0.5, 0.5)}
+
+
+def pseudo_mr_from_t1(t1: sitk.Image, contrast: str, brain_mask: sitk.Image | None = None, *,
+                      seed: int = 0) -> sitk.Image:
+    """Skull-stripped T2- or FLAIR-like volume (`contrast` "MR-T2" or "MR-FLAIR") painted from a
+    T1 brain (with `brain_mask` for a T1 with skull); zero outside the brain."""
+    if contrast not in CONTRAST_LEVELS:
+        raise ValueError(f"cannot paint {contrast!r}: choose one of {sorted(CONTRAST_LEVELS)}")
+    a = sitk.GetArrayFromImage(t1).astype(np.float32)
+    brain = a > 0.02 * np.percentile(a, 99.5) if brain_mask is None else sitk.GetArrayFromImage(brain_mask) > 0
+    lo, hi = np.percentile(a[brain], [2, 98])
+    t = np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1)
+    level = np.interp(t, T1_KNOTS, CONTRAST_LEVELS[contrast])
+    noisy = np.abs(level + np.random.default_rng(seed).normal(0.0, 0.01, a.shape))
+    image = sitk.GetImageFromArray((1000.0 * np.where(brain, noisy, 0.0)).astype(np.float32))
+    image.CopyInformation(t1)
+    return image
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
