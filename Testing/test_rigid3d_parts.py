@@ -1,4 +1,5 @@
-"""dlreg.rigid3d parts on their own: augmentation, ground truth, DCNN, Bayesian-LM ANN, metrics."""
+"""dlreg.rigid3d parts on their own: augmentation, ground truth, DCNN, Bayesian-LM ANN, metrics,
+MI refinement."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from dlreg.errors import InputImageError
 from dlreg.imaging.geometry import apply_matrix
 from dlreg.imaging.io import read_image
 from dlreg.rigid3d.ann import ANNModel, r_squared, train_lm
-from dlreg.rigid3d.augmentation import augment_image, augment_pairs, move_image, random_rigid, rotation_angle_deg
+from dlreg.rigid3d.augmentation import (augment_image, augment_pairs, axis_angle_matrix, move_image, random_rigid,
+                                        rotation_angle_deg)
 from dlreg.rigid3d.dcnn import N_FEATURES, RigidDCNN
 from dlreg.rigid3d.groundtruth import cube_rotations, generate_ground_truth, principal_frame
 from dlreg.rigid3d.preprocess import image_box_corners, prepare
 from dlreg.rigid3d.quality import overlap_metrics
+from dlreg.rigid3d.refine import crop_to_head, refine_rigid
 from dlreg.sampledata import sample_path
 
 
@@ -130,3 +134,47 @@ def test_overlap_metrics_match_the_paper_definitions():
     m = overlap_metrics(x, y)
     assert m["DSC"] == pytest.approx(0.4) and m["JSC"] == pytest.approx(0.25)
     assert m["Rp"] == pytest.approx(0.4) and m["Rs"] == pytest.approx(0.4) and m["CMS"] == pytest.approx(0.4)
+
+
+def test_refinement_recovers_a_start_10_mm_and_10_degrees_off_deterministically():
+    fixed = read_image(sample_path("stroke_t1_2mm.nrrd"))
+    prep_f = prepare(fixed)
+    motion = random_rigid(np.random.default_rng(5), 15.0, 5.0, prep_f.centroid)
+    moving = resampled_move(fixed, motion)  # mono-modal: the truth is exact
+    prep_m = prepare(moving)
+    offset = np.eye(4)  # 10 degrees about an oblique axis through the head centre, then 6 mm
+    offset[:3, :3] = axis_angle_matrix((1.0, 1.0, 0.5), np.radians(10.0))
+    offset[:3, 3] = prep_f.centroid - offset[:3, :3] @ prep_f.centroid + (6.0, 0.0, 0.0)
+    start = motion @ offset
+    corners = image_box_corners(prep_f.image, prep_f.mask)
+
+    def tre(matrix: np.ndarray) -> float:
+        return float(np.linalg.norm(apply_matrix(matrix, corners) - apply_matrix(motion, corners), axis=1).mean())
+
+    assert tre(start) > 10.0, tre(start)
+    refined = refine_rigid(prep_f, prep_m, start, fixed_image=fixed, moving_image=moving, seed=0)
+    assert tre(refined) < 0.5, tre(refined)
+    again = refine_rigid(prep_f, prep_m, start, fixed_image=fixed, moving_image=moving, seed=0)
+    np.testing.assert_allclose(again, refined, atol=1e-9)
+
+
+def test_refinement_refuses_a_volume_that_misses_the_head():
+    fixed = read_image(sample_path("stroke_t1_2mm.nrrd"))
+    elsewhere = sitk.Image(fixed)
+    elsewhere.SetOrigin((np.asarray(fixed.GetOrigin()) + 1000.0).tolist())
+    with pytest.raises(InputImageError, match="head mask does not lie inside"):
+        crop_to_head(elsewhere, prepare(fixed))
+
+
+def test_head_mask_closing_within_the_box_equals_closing_the_grid():
+    from dlreg.rigid3d.preprocess import CLOSING_RADIUS, _close_within_box
+    rng = np.random.default_rng(4)
+    a = np.zeros((30, 40, 50), np.uint8)
+    a[5:30, 8:30, 0:35] = 1  # touches two faces of the grid
+    a[rng.random(a.shape) < 0.08] = 0  # pepper holes for the closing to fill
+    a[12, 15, 20:23] = 0
+    mask = sitk.GetImageFromArray(a)
+    whole = sitk.BinaryMorphologicalClosing(mask, [CLOSING_RADIUS] * 3)
+    boxed = _close_within_box(mask, CLOSING_RADIUS)
+    assert np.array_equal(sitk.GetArrayFromImage(boxed), sitk.GetArrayFromImage(whole))
+    assert sitk.GetArrayFromImage(boxed).sum() > a.sum()

@@ -15,8 +15,9 @@ Steps (each reported through `progress`):
    by known random motions (up to 3 degrees, 3 mm), each undone afterwards; the spread of
    the resulting transforms is reported as rotation (degrees), translation of the head
    centre and displacement of the head box corners (mm).
-5. Optional Mattes-MI refinement (`refine.refine_rigid`), then quality metrics on the
-   fixed working grid. Poor overlap or large spread sets `low_confidence` with reasons.
+5. Optional Mattes-MI refinement (`refine.refine_rigid`: coarse on the working grids, fine
+   on the inputs at ~1 mm), then quality metrics on the fixed working grid. Poor overlap
+   or large spread sets `low_confidence` with reasons.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, *, refine: bool = Tru
     matrix = transforms[0]
     if refine:
         report(progress, 0.6, "refining by mutual information")
-        matrix = refine_rigid(prep_f.image, prep_m.image, matrix, center, fixed_mask=prep_f.mask, seed=seed)
+        matrix = refine_rigid(prep_f, prep_m, matrix, fixed_image=fixed, moving_image=moving, seed=seed)
     report(progress, 0.85, "measuring the result")
     image, mask = _registered(prep_f, prep_m, matrix)
     metrics = quality_metrics(prep_f.image, prep_f.mask, image, mask)

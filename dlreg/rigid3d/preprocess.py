@@ -30,6 +30,7 @@ GRID_SPACING = 4.0
 WORKING_SPACING = 2.0
 CT_AIR_HU = -500.0
 MIN_MASK_VOXELS = 100
+CLOSING_RADIUS = 2  # voxels of the ~2 mm working grid
 
 
 @dataclass
@@ -79,8 +80,24 @@ def head_mask(image: sitk.Image) -> sitk.Image:
     if not np.any(sitk.GetArrayViewFromImage(mask)):
         return mask
     largest = sitk.RelabelComponent(sitk.ConnectedComponent(mask), sortByObjectSize=True) == 1
-    closed = sitk.BinaryMorphologicalClosing(largest, [2, 2, 2])
-    return sitk.Cast(sitk.BinaryFillhole(closed), sitk.sitkUInt8)
+    return sitk.Cast(sitk.BinaryFillhole(_close_within_box(largest, CLOSING_RADIUS)), sitk.sitkUInt8)
+
+
+def _close_within_box(mask: sitk.Image, radius: int) -> sitk.Image:
+    """Ball closing computed on the mask's bounding box plus a margin, pasted back.
+
+    The same voxels as closing the whole grid (a closing never reaches further than its
+    radius beyond the mask), in about half the time: the head fills only part of the grid.
+    """
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.Execute(mask)
+    box = shape.GetBoundingBox(1)
+    size = mask.GetSize()
+    lo = [max(0, box[d] - radius - 1) for d in range(3)]
+    hi = [min(size[d], box[d] + box[d + 3] + radius + 1) for d in range(3)]
+    roi = sitk.RegionOfInterest(mask, [h - l for h, l in zip(hi, lo)], lo)
+    closed = sitk.BinaryMorphologicalClosing(roi, [radius] * 3)
+    return sitk.Paste(mask, closed, closed.GetSize(), [0, 0, 0], lo)
 
 
 def prepare(image: sitk.Image, name: str = "image") -> Prepared:
