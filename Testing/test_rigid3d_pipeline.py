@@ -86,6 +86,8 @@ def test_registration_with_refinement_is_accurate_and_deterministic(tiny_model, 
     assert set(result.uncertainty) >= {"rotation_deg", "translation_mm", "corner_mm"}
     payload = json.loads(json.dumps(result.to_json()))
     assert np.allclose(payload["matrix_lps_fixed_to_moving"], result.matrix)
+    assert list(payload["stage_seconds"]) == ["prepare", "prealign", "predict", "refine", "metrics"]
+    assert 0 < sum(result.timings.values()) <= result.elapsed_s
     again = register_images(fixed, moving, weights=str(weights), n_uncertainty=2)
     # equal up to the rounding of ITK's multithreaded metric sums (~1e-5 mm measured)
     np.testing.assert_allclose(again.matrix, result.matrix, atol=1e-4)
@@ -122,6 +124,8 @@ def test_two_dimensional_input_is_refused(tiny_model, stroke_case):
     picture = read_image(sample_path("stroke_t2_axial.png"))
     with pytest.raises(InputImageError, match="not a 3D volume"):
         register_images(fixed, picture, weights=str(tiny_model[0]))
+    with pytest.raises(InputImageError, match="fixed image"):  # both bad: the fixed one is named
+        register_images(picture, picture, weights=str(tiny_model[0]))
 
 
 def test_empty_head_mask_is_refused(tiny_model, stroke_case):
@@ -129,7 +133,7 @@ def test_empty_head_mask_is_refused(tiny_model, stroke_case):
     blank = sitk.Image(fixed.GetSize(), sitk.sitkFloat32)
     blank.CopyInformation(fixed)
     blank[5, 5, 5], blank[6, 5, 5] = 100.0, 50.0  # a speck, no head
-    with pytest.raises(InputImageError, match="head mask is empty"):
+    with pytest.raises(InputImageError, match="moving image: the head mask is empty"):
         register_images(fixed, blank, weights=str(tiny_model[0]))
 
 

@@ -35,7 +35,7 @@ import torch
 from dlreg.imaging.geometry import apply_matrix, image_corners, rigid_to_matrix
 from dlreg.imaging.io import read_image
 from dlreg.rigid3d.augmentation import move_image, random_rigid, rotation_angle_deg
-from dlreg.rigid3d.pipeline import register_images
+from dlreg.rigid3d.pipeline import RigidResult, register_images
 from dlreg.rigid3d.preprocess import image_box_corners, prepare
 from dlreg.rigid3d.refine import refine_rigid
 
@@ -103,9 +103,9 @@ def elastix_rigid(fixed: sitk.Image, moving: sitk.Image) -> np.ndarray:
 def methods(weights: str | None) -> dict:
     return {
         "dcnn_ann": lambda f, m: register_images(f, m, refine=False, pca_prealign=False, n_uncertainty=0,
-                                                 weights=weights).matrix,
-        "pca_dcnn_ann": lambda f, m: register_images(f, m, refine=False, n_uncertainty=0, weights=weights).matrix,
-        "pca_dcnn_ann_refine": lambda f, m: register_images(f, m, n_uncertainty=0, weights=weights).matrix,
+                                                 weights=weights),
+        "pca_dcnn_ann": lambda f, m: register_images(f, m, refine=False, n_uncertainty=0, weights=weights),
+        "pca_dcnn_ann_refine": lambda f, m: register_images(f, m, n_uncertainty=0, weights=weights),
         "simpleitk_mattes_rigid": sitk_rigid,
         "elastix_rigid": elastix_rigid,
     }
@@ -156,8 +156,12 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
                 if only and name not in only:
                     continue
                 start = time.perf_counter()
+                prediction = None
                 try:
                     matrix = method(fixed, moving)
+                    if isinstance(matrix, RigidResult):  # ours: also the time to the network's prediction
+                        prediction = sum(matrix.timings[k] for k in PREDICTION_STAGES)
+                        matrix = matrix.matrix
                 except Exception as exc:  # a baseline failing is a result, not a crash
                     matrix, error = None, str(exc).splitlines()[0]
                 seconds = time.perf_counter() - start
@@ -169,7 +173,8 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
                 row.append({"case": k, "subject": subject, "pair": f"{contrast}->T1", "tre_mm": tre,
                             "tre_vs_floor_mm": corner_distance(matrix, floor, corners),
                             "rotation_error_deg": rotation_angle_deg(matrix[:3, :3] @ motion[:3, :3].T),
-                            "seconds": seconds, "motion_deg": rotation_angle_deg(motion)})
+                            "seconds": seconds, "motion_deg": rotation_angle_deg(motion),
+                            **({} if prediction is None else {"prediction_seconds": prediction})})
                 print(f"{rng_name} {k} {subject} {contrast} {name}: TRE {tre:.2f} mm, {seconds:.1f} s", flush=True)
         if on_case:
             on_case(results)
@@ -177,6 +182,7 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
 
 
 OURS = "pca_dcnn_ann_refine"
+PREDICTION_STAGES = ("prepare", "prealign", "predict")
 BASELINES = ("elastix_rigid", "simpleitk_mattes_rigid")
 
 
@@ -194,6 +200,9 @@ def summarise(results: dict) -> dict:
                     "median_vs_floor_mm": float(np.median(vs_floor)),
                     "success_vs_floor": float(np.mean(vs_floor < 2.0)),
                     "median_seconds": float(np.median([r["seconds"] for r in rows]))}
+        prediction = [r["prediction_seconds"] for r in rows if "prediction_seconds" in r]
+        if prediction:
+            out[key]["median_prediction_seconds"] = float(np.median(prediction))
         range_name, method = key.split("/")
         if method == OURS:
             ours = {r["case"]: r["seconds"] for r in rows}
@@ -233,9 +242,13 @@ def write(results: dict, out: Path, meta: dict) -> str:
               for k, v in summary.items()]
     ratios = [f"{k}: {base} / ours = {v[f'speed_ratio_{base}']:.2f}x" for k, v in summary.items()
               for base in BASELINES if f"speed_ratio_{base}" in v]
+    prediction = [f"{k} {v['median_prediction_seconds']:.2f} s" for k, v in summary.items()
+                  if "median_prediction_seconds" in v]
     table = "\n".join(lines)
     (out / "rigid3d.md").write_text(
         f"{table}\n\nSpeed, median of per-case ratios: {'; '.join(ratios) or 'n/a'}.\n\n"
+        f"Prediction (preparing both volumes, pre-alignment, DCNN + ANN; no uncertainty runs, refinement "
+        f"or metrics), median: {'; '.join(prediction) or 'n/a'}.\n\n"
         f"### Per subject (median TRE mm / success <2 mm / cases)\n\n" + "\n".join(subject_table(results)) +
         f"\n\nCommand: `{meta['command']}`; load average (1, 5, 15 min) "
         f"at start {meta['load_average_at_start']}, at this write "

@@ -23,6 +23,7 @@ Steps (each reported through `progress`):
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +61,7 @@ class RigidResult:
     refined: bool
     low_confidence: bool = False
     warnings: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)  # seconds per stage (prepare, prealign, predict, ...)
 
     def to_json(self) -> dict:
         """Plain-JSON view: 4x4, parameters in degrees and mm, uncertainty, metrics, seconds."""
@@ -72,7 +74,21 @@ class RigidResult:
                 "uncertainty": self.uncertainty, "metrics": self.metrics,
                 "seconds": round(self.elapsed_s, 3), "prealignment": self.prealignment,
                 "refined": self.refined, "low_confidence": self.low_confidence,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings),
+                "stage_seconds": {k: round(v, 3) for k, v in self.timings.items()}}
+
+
+class _StageClock:
+    """Seconds spent in each named stage, measured from the end of the previous one."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def stage(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - self._last
+        self._last = now
 
 
 def fixed_frame(prepared: Prepared) -> np.ndarray:
@@ -136,17 +152,22 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, *, refine: bool = Tru
                     progress: ProgressCallback | None = None) -> RigidResult:
     """Rigidly register `moving` to `fixed`; the result maps fixed LPS points to moving ones."""
     start = time.perf_counter()
-    report(progress, 0.0, "preparing the fixed volume")
-    prep_f = prepare(fixed, "fixed image")
-    report(progress, 0.1, "preparing the moving volume")
-    prep_m = prepare(moving, "moving image")
+    clock = _StageClock()
+    report(progress, 0.0, "preparing the volumes")
+    with ThreadPoolExecutor(2) as pool:  # SimpleITK filters release the GIL: one volume per core
+        jobs = [pool.submit(prepare, image, name) for image, name in ((fixed, "fixed image"),
+                                                                       (moving, "moving image"))]
+        prep_f, prep_m = (job.result() for job in jobs)  # the fixed image's error first
+    clock.stage("prepare")
     report(progress, 0.2, "loading the model")
     model = load_model(weights, resolve_device(device))
     report(progress, 0.3, "pre-aligning the heads")
     frame_f = fixed_frame(prep_f)
     frame_m, prealignment = moving_frame(prep_f, prep_m, frame_f, pca_prealign)
+    clock.stage("prealign")
     report(progress, 0.45, "predicting the transform")
     transforms = predict_transforms(model, prep_f, prep_m, frame_f, frame_m, max(0, n_uncertainty), seed)
+    clock.stage("predict")
     center = prep_f.centroid
     corners = image_box_corners(prep_f.image, prep_f.mask)
     uncertainty = spread(transforms, corners, center)
@@ -154,9 +175,11 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, *, refine: bool = Tru
     if refine:
         report(progress, 0.6, "refining by mutual information")
         matrix = refine_rigid(prep_f, prep_m, matrix, fixed_image=fixed, moving_image=moving, seed=seed)
+        clock.stage("refine")
     report(progress, 0.85, "measuring the result")
     image, mask = _registered(prep_f, prep_m, matrix)
     metrics = quality_metrics(prep_f.image, prep_f.mask, image, mask)
+    clock.stage("metrics")
     warnings = []
     if metrics["DSC"] < LOW_DSC:
         warnings.append(f"the head masks overlap poorly after registration (DSC {metrics['DSC']:.2f})")
@@ -167,4 +190,4 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, *, refine: bool = Tru
     return RigidResult(matrix=matrix, params=matrix_to_rigid(matrix, center), center=center,
                        uncertainty=uncertainty, metrics=metrics, elapsed_s=time.perf_counter() - start,
                        prealignment=prealignment, refined=refine, low_confidence=bool(warnings),
-                       warnings=warnings)
+                       warnings=warnings, timings=clock.seconds)
