@@ -36,7 +36,7 @@ from dlreg.imaging.geometry import apply_matrix, image_corners, rigid_to_matrix
 from dlreg.imaging.io import read_image
 from dlreg.rigid3d.augmentation import move_image, random_rigid, rotation_angle_deg
 from dlreg.rigid3d.pipeline import RigidResult, register_images
-from dlreg.rigid3d.preprocess import image_box_corners, prepare
+from dlreg.rigid3d.preprocess import Prepared, image_box_corners, prepare
 from dlreg.rigid3d.refine import refine_rigid
 
 SUBJECTS = {
@@ -48,6 +48,7 @@ SUBJECTS = {
     "stroke": ("stroke_T1.nii.gz", {"T2": "stroke_T2.nii.gz", "FLAIR": "stroke_FLAIR.nii.gz"}),
 }
 RANGES = {"paper": (15.0, 5.0), "wide": (90.0, 30.0)}
+PREDICTION_STAGES = ("prepare", "prealign", "predict")  # RigidResult.timings up to the network's output
 
 
 def moved_scan(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
@@ -116,9 +117,9 @@ def corner_distance(a: np.ndarray, b: np.ndarray, corners: np.ndarray) -> float:
     return float(np.linalg.norm(apply_matrix(a, corners) - apply_matrix(b, corners), axis=1).mean())
 
 
-def mi_floor(fixed: sitk.Image, moving: sitk.Image, motion: np.ndarray) -> np.ndarray:
-    """The pipeline's MI refinement started at the true transform."""
-    return refine_rigid(prepare(fixed), prepare(moving), motion, fixed_image=fixed, moving_image=moving)
+def mi_floor(prep_fixed: Prepared, fixed: sitk.Image, moving: sitk.Image, motion: np.ndarray) -> np.ndarray:
+    """The pipeline's MI refinement started at the true transform (`prep_fixed` = prepare(fixed))."""
+    return refine_rigid(prep_fixed, prepare(moving), motion, fixed_image=fixed, moving_image=moving)
 
 
 def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
@@ -146,7 +147,7 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
         for rng_name, motion in motions.items():
             moving = moved_scan(source, motion)
             start = time.perf_counter()
-            floor = mi_floor(fixed, moving, motion)
+            floor = mi_floor(prep, fixed, moving, motion)
             results.setdefault(f"{rng_name}/mi_floor", []).append(
                 {"case": k, "subject": subject, "pair": f"{contrast}->T1",
                  "tre_mm": corner_distance(floor, motion, corners), "tre_vs_floor_mm": 0.0,
@@ -158,10 +159,10 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
                 start = time.perf_counter()
                 prediction = None
                 try:
-                    matrix = method(fixed, moving)
-                    if isinstance(matrix, RigidResult):  # ours: also the time to the network's prediction
-                        prediction = sum(matrix.timings[k] for k in PREDICTION_STAGES)
-                        matrix = matrix.matrix
+                    out = method(fixed, moving)
+                    if isinstance(out, RigidResult):  # ours: also the time to the network's prediction
+                        prediction = sum(out.timings[k] for k in PREDICTION_STAGES)
+                    matrix = out.matrix if isinstance(out, RigidResult) else out
                 except Exception as exc:  # a baseline failing is a result, not a crash
                     matrix, error = None, str(exc).splitlines()[0]
                 seconds = time.perf_counter() - start
@@ -182,7 +183,6 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
 
 
 OURS = "pca_dcnn_ann_refine"
-PREDICTION_STAGES = ("prepare", "prealign", "predict")
 BASELINES = ("elastix_rigid", "simpleitk_mattes_rigid")
 
 

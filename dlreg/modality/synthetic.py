@@ -28,32 +28,38 @@ def pseudo_ct_from_tissue(gm: sitk.Image, wm: sitk.Image, *, seed: int = 0) -> s
     return _finish(np.where(head, hu, AIR_HU), gm, seed)
 
 
+# Positions on the T1 brain scale (0 = CSF .. 1 = WM) where the painted tissues change.
+T1_KNOTS = (0.0, 0.3, 0.55, 0.8, 1.0)
+# Brain intensity of a painted MR contrast at T1_KNOTS.
+CONTRAST_LEVELS = {"MR-T2": (1.0, 0.9, 0.55, 0.3, 0.3), "MR-FLAIR": (0.08, 0.15, 0.7, 0.5, 0.5)}
+
+
+def _t1_tissue_scale(t1: sitk.Image, brain_mask: sitk.Image | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """T1 array, brain (by intensity, or `brain_mask` for a T1 with skull) and each voxel's
+    position on the brain's 2nd..98th percentile range, clipped to [0, 1]."""
+    a = sitk.GetArrayFromImage(t1).astype(np.float32)
+    brain = a > 0.02 * np.percentile(a, 99.5) if brain_mask is None else sitk.GetArrayFromImage(brain_mask) > 0
+    lo, hi = np.percentile(a[brain], [2, 98])
+    return a, brain, np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
 def pseudo_ct_from_t1(t1: sitk.Image, brain_mask: sitk.Image | None = None, *,
                       seed: int = 0) -> sitk.Image:
     """CT-like volume from a T1: brain by intensity; with `brain_mask` (T1 with skull)
     the rest of the head becomes bone (dark in T1) or fat/soft tissue (bright)."""
-    a = sitk.GetArrayFromImage(t1).astype(np.float32)
+    a, brain, t = _t1_tissue_scale(t1, brain_mask)
     if brain_mask is None:
-        brain = a > 0.02 * np.percentile(a, 99.5)
         head = np.zeros_like(brain)
     else:
-        brain = sitk.GetArrayFromImage(brain_mask) > 0
         otsu = sitk.OtsuThreshold(t1, 0, 1)
         head = _filled(sitk.BinaryMorphologicalClosing(otsu, [3, 3, 3])) & ~brain
-    lo, hi = np.percentile(a[brain], [2, 98])
-    t = np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1)
     # T1 CSF (dark) -> 10 HU, GM (mid) -> 40, WM (bright) -> 30.
-    hu = np.interp(t, [0.0, 0.3, 0.55, 0.8, 1.0], [CSF_HU, CSF_HU + 5, GM_HU, WM_HU, WM_HU])
+    hu = np.interp(t, T1_KNOTS, [CSF_HU, CSF_HU + 5, GM_HU, WM_HU, WM_HU])
     out = np.where(brain, hu, AIR_HU)
     if head.any():
         dark = a < np.median(a[head])
         out = np.where(head & dark, BONE_HU, np.where(head, FAT_HU + 120 * t, out))
     return _finish(out, t1, seed)
-
-
-# Brain intensity of a painted MR contrast at the T1 levels of T1_KNOTS (CSF .. GM .. WM).
-T1_KNOTS = (0.0, 0.3, 0.55, 0.8, 1.0)
-CONTRAST_LEVELS = {"MR-T2": (1.0, 0.9, 0.55, 0.3, 0.3), "MR-FLAIR": (0.08, 0.15, 0.7, 0.5, 0.5)}
 
 
 def pseudo_mr_from_t1(t1: sitk.Image, contrast: str, brain_mask: sitk.Image | None = None, *,
@@ -62,10 +68,7 @@ def pseudo_mr_from_t1(t1: sitk.Image, contrast: str, brain_mask: sitk.Image | No
     T1 brain (with `brain_mask` for a T1 with skull); zero outside the brain."""
     if contrast not in CONTRAST_LEVELS:
         raise ValueError(f"cannot paint {contrast!r}: choose one of {sorted(CONTRAST_LEVELS)}")
-    a = sitk.GetArrayFromImage(t1).astype(np.float32)
-    brain = a > 0.02 * np.percentile(a, 99.5) if brain_mask is None else sitk.GetArrayFromImage(brain_mask) > 0
-    lo, hi = np.percentile(a[brain], [2, 98])
-    t = np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1)
+    a, brain, t = _t1_tissue_scale(t1, brain_mask)
     level = np.interp(t, T1_KNOTS, CONTRAST_LEVELS[contrast])
     noisy = np.abs(level + np.random.default_rng(seed).normal(0.0, 0.01, a.shape))
     image = sitk.GetImageFromArray((1000.0 * np.where(brain, noisy, 0.0)).astype(np.float32))

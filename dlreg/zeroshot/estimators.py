@@ -38,8 +38,7 @@ def closed_form(fixed: np.ndarray, moving: np.ndarray, weights: np.ndarray | Non
         raise MismatchedInputsError("too few corresponding keypoints to estimate an affine "
                                     "transform: the images have no usable overlap")
     wn = w / w.sum(axis=1, keepdims=True)
-    cf, cm = np.einsum("bn,bnd->bd", wn, f), np.einsum("bn,bnd->bd", wn, m)
-    fc, mc = f - cf[:, None], m - cm[:, None]
+    (cf, fc), (cm, mc) = _centred(f, wn), _centred(m, wn)
     cov_ff = np.einsum("bn,bni,bnj->bij", wn, fc, fc)
     cov_mf = np.einsum("bn,bni,bnj->bij", wn, mc, fc)
     eig = np.linalg.eigvalsh(cov_ff)
@@ -57,6 +56,12 @@ def _batched(fixed: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, np.ndar
     f, m = np.asarray(fixed, dtype=np.float64), np.asarray(moving, dtype=np.float64)
     single = f.ndim == 2
     return (f[None], m[None], True) if single else (f, m, False)
+
+
+def _centred(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted centre (B, 2) of (B, n, 2) points with normalised (B, n) weights, and the centred points."""
+    centre = np.einsum("bn,bnd->bd", weights, points)
+    return centre, points - centre[:, None]
 
 
 def _similarity_hypotheses(fixed: np.ndarray, moving: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -79,8 +84,7 @@ def similarity_fit(fixed: np.ndarray, moving: np.ndarray, weights: np.ndarray) -
     """Weighted least-squares similarity (rotation, isotropic scale, translation), (B, 3, 3)
     for (B, n, 2) points and (B, n) weights."""
     w = weights / weights.sum(axis=1, keepdims=True)
-    cf, cm = np.einsum("bn,bnd->bd", w, fixed), np.einsum("bn,bnd->bd", w, moving)
-    f, m = fixed - cf[:, None], moving - cm[:, None]
+    (cf, f), (cm, m) = _centred(fixed, w), _centred(moving, w)
     zf, zm = f[..., 0] + 1j * f[..., 1], m[..., 0] + 1j * m[..., 1]
     a = (w * np.conj(zf) * zm).sum(axis=1) / np.maximum((w * np.abs(zf) ** 2).sum(axis=1), 1e-12)
     out = np.tile(np.eye(3), (len(w), 1, 1))
@@ -92,7 +96,7 @@ def similarity_fit(fixed: np.ndarray, moving: np.ndarray, weights: np.ndarray) -
 def well_spread(points: np.ndarray, weights: np.ndarray, min_std_px: float) -> np.ndarray:
     """(B,) True where the weighted (B, n, 2) points spread at least min_std_px along every direction."""
     w = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
-    c = points - np.einsum("bn,bnd->bd", w, points)[:, None]
+    _, c = _centred(points, w)
     cov = np.einsum("bn,bni,bnj->bij", w, c, c)
     return np.sqrt(np.maximum(np.linalg.eigvalsh(cov)[:, 0], 0.0)) >= min_std_px
 
