@@ -26,9 +26,10 @@ class RigidDCNNRegistration(ScriptedLoadableModule):
         self.parent.dependencies = ["PyTorchUtils"]
         self.parent.contributors = ["SlicerDLReg developers"]
         self.parent.helpText = """
-Rigid 3D registration of multi-modal head images (CT, MR) in seconds: a deep convolutional network predicts
-the rotation and translation, after an optional principal-axes pre-alignment, and an optional short
-mutual-information search refines it. Repeated predictions on perturbed inputs estimate the uncertainty.
+Rigid 3D registration of multi-modal head images (CT, MR) in seconds: a deep convolutional network finds
+matching landmarks in the two heads and the rotation and translation follow from them (Estimator "keypoints";
+"ann" is the paper's direct regression), after an optional principal-axes pre-alignment, and an optional
+short mutual-information search refines it. Repeated predictions on perturbed inputs estimate the uncertainty.
 With "automatic" order the modality classifier decides which volume is fixed (MR-T1 preferred).
 The result is a linear transform (apply it to the moving volume to lay it over the fixed one) and a
 registered volume. The Training section fits the network on a folder of your own images.
@@ -50,6 +51,7 @@ class RigidDCNNRegistrationParameterNode:
     order: Annotated[str, Choice(["manual", "automatic"]), Default("manual")]
     refine: Annotated[bool, Default(True)]
     pcaPrealign: Annotated[bool, Default(True)]
+    estimator: Annotated[str, Choice(["keypoints", "ann"]), Default("keypoints")]
     nUncertainty: Annotated[int, WithinRange(1, 64), Default(8)]
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"]), Default("auto")]
     seed: Annotated[int, Minimum(0)]
@@ -140,8 +142,8 @@ class RigidDCNNRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMi
             result = self.logic.process(
                 p.fixedVolume, p.movingVolume, order=p.order, refine=p.refine, pcaPrealign=p.pcaPrealign,
                 nUncertainty=p.nUncertainty, weights=self.ui.weightsPathLineEdit.currentPath or None,
-                device=p.device, seed=p.seed, outputTransform=p.outputTransform, outputVolume=p.outputVolume,
-                progress=self._progress, interactive=True)
+                estimator=p.estimator, device=p.device, seed=p.seed, outputTransform=p.outputTransform,
+                outputVolume=p.outputVolume, progress=self._progress, interactive=True)
             p.outputTransform = result.transform_node
             p.outputVolume = result.output_volume
             self.ui.resultTextEdit.setPlainText(result.summary_text())
@@ -153,7 +155,8 @@ class RigidDCNNRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         with slicer.util.tryWithErrorDisplay("Training failed.", waitCursor=True), self._progress.running():
             weights = self.logic.train(
                 self.ui.trainingFolderButton.directory, self.ui.trainingOutputButton.directory,
-                epochs=p.trainingEpochs, device=p.device, progress=self._progress, interactive=True)
+                epochs=p.trainingEpochs, estimator=p.estimator, device=p.device, progress=self._progress,
+                interactive=True)
             self.ui.weightsPathLineEdit.currentPath = str(weights)
             self.ui.resultTextEdit.setPlainText(f"Trained weights written to {weights}; they are now selected.")
 
@@ -166,10 +169,11 @@ class RigidDCNNRegistrationLogic(ScriptedLoadableModuleLogic):
 
     def process(self, fixedVolume, movingVolume, *, order: str = "manual", refine: bool = True,
                 pcaPrealign: bool = True, nUncertainty: int = 8, weights: Optional[str] = None,
-                device: str = "auto", seed: int = 0, outputTransform=None, outputVolume=None, progress=None,
-                interactive: bool = False):
+                estimator: str = "keypoints", device: str = "auto", seed: int = 0, outputTransform=None,
+                outputVolume=None, progress=None, interactive: bool = False):
         """Rigidly register the moving volume to the fixed one (order="automatic": the classifier decides which
-        is which); inputs are left unchanged, outputs left as None are created. Returns dlreg's result."""
+        is which; estimator "keypoints" or the paper's "ann"); inputs are left unchanged, outputs left as None
+        are created. Returns dlreg's result."""
         from SlicerDLRegLib import ensureTorch
 
         ensureTorch(interactive)
@@ -177,17 +181,21 @@ class RigidDCNNRegistrationLogic(ScriptedLoadableModuleLogic):
 
         return rigid3d.register_nodes(
             fixedVolume, movingVolume, order=order, refine=refine, pca_prealign=pcaPrealign,
-            n_uncertainty=nUncertainty, weights=weights, device=device, seed=seed,
+            n_uncertainty=nUncertainty, weights=weights, estimator=estimator, device=device, seed=seed,
             output_transform=outputTransform, output_volume=outputVolume, progress=progress)
 
-    def train(self, folder: str, outputDir: str, *, epochs: int = 50, device: str = "auto", progress=None,
-              interactive: bool = False):
-        """Train the network on the images of `folder`; returns the path of the weights written to `outputDir`."""
+    def train(self, folder: str, outputDir: str, *, epochs: int = 50, estimator: str = "keypoints",
+              device: str = "auto", progress=None, interactive: bool = False):
+        """Train the `estimator`'s network on the images of `folder` (epochs: passes over the paper's augmented
+        set; for keypoints, x100 steps); returns the path of the weights written to `outputDir`."""
         from SlicerDLRegLib import ensureTorch
 
         ensureTorch(interactive)
-        from dlreg.rigid3d import training
+        from dlreg.rigid3d import keypoint_training, training
 
+        if estimator == "keypoints":
+            return keypoint_training.train_from_folder(folder, outputDir, steps=100 * epochs, device=device,
+                                                       progress=progress)
         return training.train_from_folder(folder, outputDir, epochs=epochs, device=device, progress=progress)
 
     def showResult(self, result, opacity: float = 0.5) -> None:

@@ -3,6 +3,8 @@ MI refinement."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -28,6 +30,24 @@ def resampled_move(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
     return sitk.Resample(moved, image.GetSize(), sitk.Transform(), sitk.sitkLinear,
                          (np.asarray(image.GetOrigin()) + motion[:3, 3]).tolist(), image.GetSpacing(),
                          image.GetDirection(), 0.0, sitk.sitkFloat32)
+
+
+def bundled_training_folder(root: Path) -> Path:
+    """A training folder of bundled volumes: stroke (T1 + T2) and mni (one T1, a self pair)."""
+    data = root / "data"
+    for subject, names in {"stroke": ("stroke_t1_2mm.nrrd", "stroke_t2_2mm.nrrd"),
+                           "mni": ("mni_t1_2mm.nrrd",)}.items():
+        (data / subject).mkdir(parents=True)
+        for name in names:
+            (data / subject / name).symlink_to(sample_path(name))
+    return data
+
+
+def corrupted_checkpoint(folder: Path, name: str) -> Path:
+    """`folder` (created) holding a checkpoint file `name` that is not a checkpoint."""
+    folder.mkdir()
+    (folder / name).write_bytes(b"not a checkpoint")
+    return folder
 
 
 def test_random_rigid_respects_ranges():
@@ -166,15 +186,31 @@ def test_refinement_refuses_a_volume_that_misses_the_head():
         crop_to_head(elsewhere, prepare(fixed))
 
 
-def test_head_mask_closing_within_the_box_equals_closing_the_grid():
-    from dlreg.rigid3d.preprocess import CLOSING_RADIUS, _close_within_box
+def test_head_mask_closing_and_filling_within_the_box_equals_the_whole_grid():
+    from dlreg.rigid3d.preprocess import CLOSING_RADIUS, _close_and_fill_within_box
     rng = np.random.default_rng(4)
     a = np.zeros((30, 40, 50), np.uint8)
     a[5:30, 8:30, 0:35] = 1  # touches two faces of the grid
     a[rng.random(a.shape) < 0.08] = 0  # pepper holes for the closing to fill
     a[12, 15, 20:23] = 0
+    a[14:22, 14:22, 12:22] = 0  # a cavity wider than the closing: only the hole filling closes it
     mask = sitk.GetImageFromArray(a)
-    whole = sitk.BinaryMorphologicalClosing(mask, [CLOSING_RADIUS] * 3)
-    boxed = _close_within_box(mask, CLOSING_RADIUS)
+    whole = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(mask, [CLOSING_RADIUS] * 3))
+    assert sitk.GetArrayFromImage(whole)[18, 18, 17] == 1
+    boxed = _close_and_fill_within_box(mask, CLOSING_RADIUS)
     assert np.array_equal(sitk.GetArrayFromImage(boxed), sitk.GetArrayFromImage(whole))
     assert sitk.GetArrayFromImage(boxed).sum() > a.sum()
+
+
+def test_axis_permuted_sample_equals_sampling_the_rotated_frame():
+    from dlreg.rigid3d.pipeline import axis_permuted
+    from dlreg.rigid3d.preprocess import sample_canonical
+
+    prepared = prepare(read_image(sample_path("stroke_t1_2mm.nrrd")))
+    frame = principal_frame(prepared.points)
+    base = sample_canonical(prepared.image, frame, 32, 8.0)
+    for rotation in cube_rotations():
+        rotated = frame.copy()
+        rotated[:3, :3] = frame[:3, :3] @ rotation
+        np.testing.assert_allclose(axis_permuted(base, rotation), sample_canonical(prepared.image, rotated, 32, 8.0),
+                                   atol=1e-4)

@@ -20,19 +20,14 @@ from dlreg.rigid3d.pipeline import register_images
 from dlreg.rigid3d.preprocess import image_box_corners, prepare
 from dlreg.rigid3d.training import train_from_folder
 from dlreg.sampledata import sample_path
-from test_rigid3d_parts import resampled_move
+from test_rigid3d_parts import bundled_training_folder, corrupted_checkpoint, resampled_move
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """Weights from a 2-epoch CPU training run on the bundled volumes (and the run's folder)."""
     root = tmp_path_factory.mktemp("rigid3d_train")
-    data = root / "data"
-    for subject, names in {"stroke": ("stroke_t1_2mm.nrrd", "stroke_t2_2mm.nrrd"),
-                           "mni": ("mni_t1_2mm.nrrd",)}.items():
-        (data / subject).mkdir(parents=True)
-        for name in names:
-            (data / subject / name).symlink_to(sample_path(name))
+    data = bundled_training_folder(root)
     steps = []
     weights = train_from_folder(data, root / "out", epochs=2, n_augment=2, ann_iterations=3, device="cpu",
                                 seed=0, progress=lambda f, m: steps.append((f, m)))
@@ -65,9 +60,7 @@ def test_tiny_training_run_writes_weights_card_and_checkpoint(tiny_model):
 
 def test_corrupted_checkpoint_is_a_clear_error(tiny_model, tmp_path):
     _, root, _ = tiny_model
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    out = corrupted_checkpoint(tmp_path / "out", "checkpoint.pt")
     with pytest.raises(WeightsError, match="corrupted"):
         train_from_folder(root / "data", out, epochs=1, n_augment=1, device="cpu")
 
@@ -76,7 +69,7 @@ def test_registration_with_refinement_is_accurate_and_deterministic(tiny_model, 
     weights, _, _ = tiny_model
     fixed, moving, motion, corners = stroke_case
     steps = []
-    result = register_images(fixed, moving, weights=str(weights), n_uncertainty=2,
+    result = register_images(fixed, moving, weights=str(weights), estimator="ann", n_uncertainty=2,
                              progress=lambda f, m: steps.append(f))
     tre = np.linalg.norm(apply_matrix(result.matrix, corners) - apply_matrix(motion, corners), axis=1)
     assert np.median(tre) < 1.5, tre
@@ -88,7 +81,7 @@ def test_registration_with_refinement_is_accurate_and_deterministic(tiny_model, 
     assert np.allclose(payload["matrix_lps_fixed_to_moving"], result.matrix)
     assert list(payload["stage_seconds"]) == ["prepare", "prealign", "predict", "refine", "metrics"]
     assert 0 < sum(result.timings.values()) <= result.elapsed_s
-    again = register_images(fixed, moving, weights=str(weights), n_uncertainty=2)
+    again = register_images(fixed, moving, weights=str(weights), estimator="ann", n_uncertainty=2)
     # equal up to the rounding of ITK's multithreaded metric sums (~1e-5 mm measured)
     np.testing.assert_allclose(again.matrix, result.matrix, atol=1e-4)
 
@@ -97,7 +90,7 @@ def test_cancel_stops_the_registration(tiny_model, stroke_case):
     fixed, moving, _, _ = stroke_case
     calls = []
     with pytest.raises(CancelledError):
-        register_images(fixed, moving, weights=str(tiny_model[0]),
+        register_images(fixed, moving, weights=str(tiny_model[0]), estimator="ann",
                         progress=lambda f, m: calls.append(f) or len(calls) < 2)
     assert len(calls) == 2
 
@@ -111,7 +104,7 @@ def test_cli_register3d_writes_transform_and_json(tiny_model, stroke_case, tmp_p
     args = parser.parse_args(["register3d", str(tmp_path / "fixed.nrrd"), str(tmp_path / "moving.nrrd"),
                               "--output-transform", str(tmp_path / "t.tfm"), "--output-image",
                               str(tmp_path / "r.nii.gz"), "--no-refine", "--uncertainty", "1",
-                              "--weights", str(tiny_model[0]), "--json"])
+                              "--weights", str(tiny_model[0]), "--estimator", "ann", "--json"])
     assert args.func(args) == 0
     payload = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose(read_transform(tmp_path / "t.tfm"), payload["matrix_lps_fixed_to_moving"],
@@ -123,9 +116,9 @@ def test_two_dimensional_input_is_refused(tiny_model, stroke_case):
     fixed, _, _, _ = stroke_case
     picture = read_image(sample_path("stroke_t2_axial.png"))
     with pytest.raises(InputImageError, match="not a 3D volume"):
-        register_images(fixed, picture, weights=str(tiny_model[0]))
+        register_images(fixed, picture, weights=str(tiny_model[0]), estimator="ann")
     with pytest.raises(InputImageError, match="fixed image"):  # both bad: the fixed one is named
-        register_images(picture, picture, weights=str(tiny_model[0]))
+        register_images(picture, picture, weights=str(tiny_model[0]), estimator="ann")
 
 
 def test_empty_head_mask_is_refused(tiny_model, stroke_case):
@@ -134,14 +127,14 @@ def test_empty_head_mask_is_refused(tiny_model, stroke_case):
     blank.CopyInformation(fixed)
     blank[5, 5, 5], blank[6, 5, 5] = 100.0, 50.0  # a speck, no head
     with pytest.raises(InputImageError, match="moving image: the head mask is empty"):
-        register_images(fixed, blank, weights=str(tiny_model[0]))
+        register_images(fixed, blank, weights=str(tiny_model[0]), estimator="ann")
 
 
 def test_mismatched_weights_are_refused(tmp_path, stroke_case):
     fixed, moving, _, _ = stroke_case
     other = tmp_path / "other.pt"
     torch.save({"features.0.weight": torch.zeros(3)}, other)
-    with pytest.raises(WeightsError, match="not a dlreg 3D rigid model"):
+    with pytest.raises(WeightsError, match="not a dlreg 3D rigid .keypoints. model"):
         register_images(fixed, moving, weights=str(other))
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00" * 64)

@@ -82,6 +82,7 @@ def test_metrics_identity_and_shift():
     moved = metrics.all_metrics(img, np.roll(img, 6, axis=1))
     assert moved["dice"] < 1 and moved["ssim"] < 1 and moved["mi"] < 1 and moved["mse"] > 0
     assert 0.0 <= moved["mi"] <= 1.0
+    assert metrics.mutual_information_to(img, [img, np.roll(img, 6, axis=1)]) == [1.0, moved["mi"]]
 
 
 def test_bundled_vgg_checksum_and_shapes():

@@ -1,11 +1,14 @@
 """Acceptance benchmark of dlreg.rigid3d against SimpleITK and itk-elastix rigid (Mattes MI).
 
 Cases: co-registered multi-contrast subjects under --data (T2->T1, FLAIR->T1, T1c->T1;
-the true transform between contrasts is the identity), each moving volume moved by a
+the true transform between contrasts is the identity) and the real head CT of Debian's
+invesalius-examples against itself (CT->CT, mono-modal), each moving volume moved by a
 known random rigid motion about the fixed head centre and resampled (linear) onto an
 axis-aligned grid that holds the whole moved volume. Rows: paper range (+-15 deg about a
 random axis, +-5 mm) and wide range (up to 90 deg, +-30 mm), --cases cases each, seeds
-fixed, cases interleaved across rows. TRE: distance at the 8 corners of the fixed head's
+fixed, cases interleaved across rows. Methods: the paper's DCNN + ANN alone (`dcnn_ann`), the
+keypoint network alone (`keypoints`), with PCA pre-alignment (`pca_keypoints`), the default
+pipeline (`pca_keypoints_refine`), SimpleITK and itk-elastix. TRE: distance at the 8 corners of the fixed head's
 bounding box (mean per case); success: TRE < 2 mm. Every method runs with --threads threads
 (torch, SimpleITK, ITK). JSON and markdown go to --out after every case, with the load average.
 
@@ -34,11 +37,13 @@ import torch
 
 from dlreg.imaging.geometry import apply_matrix, image_corners, rigid_to_matrix
 from dlreg.imaging.io import read_image
+from dlreg.modality.data import INVESALIUS_CT, read_invesalius
 from dlreg.rigid3d.augmentation import move_image, random_rigid, rotation_angle_deg
 from dlreg.rigid3d.pipeline import RigidResult, register_images
-from dlreg.rigid3d.preprocess import Prepared, image_box_corners, prepare
+from dlreg.rigid3d.preprocess import CT_AIR_HU, Prepared, image_box_corners, prepare
 from dlreg.rigid3d.refine import refine_rigid
 
+CT_SUBJECT, CT_NAME = "cranium_ct", "Cranium.inv3"  # read from INVESALIUS_CT, not from --data
 SUBJECTS = {
     "aurora": ("t1.nii.gz", {"T2": "t2.nii.gz", "FLAIR": "flair.nii.gz", "T1c": "t1c.nii.gz"}),
     "tcga_du_7294": ("t1.nii.gz", {"T2": "t2.nii.gz", "FLAIR": "fla.nii.gz", "T1c": "t1c.nii.gz"}),
@@ -46,21 +51,37 @@ SUBJECTS = {
                             {"T2": "BraTS-GLI-00001-000-t2w.nii.gz", "FLAIR": "BraTS-GLI-00001-000-t2f.nii.gz",
                              "T1c": "BraTS-GLI-00001-000-t1c.nii.gz"}),
     "stroke": ("stroke_T1.nii.gz", {"T2": "stroke_T2.nii.gz", "FLAIR": "stroke_FLAIR.nii.gz"}),
+    CT_SUBJECT: (CT_NAME, {"CT": CT_NAME}),
 }
 RANGES = {"paper": (15.0, 5.0), "wide": (90.0, 30.0)}
 PREDICTION_STAGES = ("prepare", "prealign", "predict")  # RigidResult.timings up to the network's output
 
 
 def moved_scan(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
-    """The image moved by `motion`, resampled on an axis-aligned grid holding all of it."""
+    """The image moved by `motion`, resampled on an axis-aligned grid holding all of it; the
+    corners the scan did not cover read as 0, or as air in a CT (not 0 HU, which is water)."""
     moved = move_image(image, motion)
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
     corners = image_corners(moved) @ direction  # in the original axes
     lo, hi = corners.min(0), corners.max(0)
     spacing = np.asarray(image.GetSpacing())
     size = np.ceil((hi - lo) / spacing).astype(int) + 1
+    background = min(0.0, float(sitk.GetArrayViewFromImage(image).min()))
+    background = background if background < CT_AIR_HU else 0.0
     return sitk.Resample(moved, size.tolist(), sitk.Transform(), sitk.sitkLinear, (direction @ lo).tolist(),
-                         spacing.tolist(), image.GetDirection(), 0.0, sitk.sitkFloat32)
+                         spacing.tolist(), image.GetDirection(), background, sitk.sitkFloat32)
+
+
+def available(data: Path, subject: str) -> bool:
+    return INVESALIUS_CT.is_file() if subject == CT_SUBJECT else (data / subject).is_dir()
+
+
+def read_volume(data: Path, subject: str, name: str) -> sitk.Image:
+    return read_invesalius() if subject == CT_SUBJECT else read_image(data / subject / name)
+
+
+def pair_name(subject: str, contrast: str) -> str:
+    return f"{contrast}->{'CT' if subject == CT_SUBJECT else 'T1'}"
 
 
 def sitk_rigid(fixed: sitk.Image, moving: sitk.Image) -> np.ndarray:
@@ -102,11 +123,16 @@ def elastix_rigid(fixed: sitk.Image, moving: sitk.Image) -> np.ndarray:
 
 
 def methods(weights: str | None) -> dict:
+    """Ours (network alone, with PCA pre-alignment, the default pipeline) and the baselines;
+    `weights` replaces the bundled keypoint model."""
+    def ours(estimator: str, **options):
+        return lambda f, m: register_images(f, m, n_uncertainty=0, estimator=estimator,
+                                            weights=weights if estimator == "keypoints" else None, **options)
     return {
-        "dcnn_ann": lambda f, m: register_images(f, m, refine=False, pca_prealign=False, n_uncertainty=0,
-                                                 weights=weights),
-        "pca_dcnn_ann": lambda f, m: register_images(f, m, refine=False, n_uncertainty=0, weights=weights),
-        "pca_dcnn_ann_refine": lambda f, m: register_images(f, m, n_uncertainty=0, weights=weights),
+        "dcnn_ann": ours("ann", refine=False, pca_prealign=False),  # the paper's network alone
+        "keypoints": ours("keypoints", refine=False, pca_prealign=False),
+        "pca_keypoints": ours("keypoints", refine=False),
+        "pca_keypoints_refine": ours("keypoints"),  # the default pipeline
         "simpleitk_mattes_rigid": sitk_rigid,
         "elastix_rigid": elastix_rigid,
     }
@@ -123,11 +149,13 @@ def mi_floor(prep_fixed: Prepared, fixed: sitk.Image, moving: sitk.Image, motion
 
 
 def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
-        on_case: Callable[[dict], None] | None = None, shard: tuple[int, int] = (0, 1), first: int = 0) -> dict:
+        on_case: Callable[[dict], None] | None = None, shard: tuple[int, int] = (0, 1), first: int = 0,
+        floor: bool = True) -> dict:
     """Cases interleaved across the ranges (case k of every range, then k + 1), so that a run
     stopped early still has every row; `on_case(results)` after each case. With shard (i, n)
-    only the cases k >= first with k % n == i run (the motions stay those of the full run)."""
-    subjects = [(s, c) for s, (_, cs) in SUBJECTS.items() if (data / s).is_dir() for c in cs]
+    only the cases k >= first with k % n == i run (the motions stay those of the full run).
+    Without `floor` the MI floor is not computed (timing runs) and the vs-floor columns are NaN."""
+    subjects = [(s, c) for s, (_, cs) in SUBJECTS.items() if available(data, s) for c in cs]
     if not subjects:
         raise SystemExit(f"no benchmark subjects under {data}: pass --data")
     results: dict = {}
@@ -136,23 +164,25 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
         motions = {}  # drawn for every case so that shards see the motions of the full run
         subject, contrast = subjects[k % len(subjects)]
         fixed_name, movers = SUBJECTS[subject]
-        fixed = read_image(data / subject / fixed_name)
+        fixed = read_volume(data, subject, fixed_name)
         prep = prepare(fixed)
         for rng_name, (angle, shift) in RANGES.items():
             motions[rng_name] = random_rigid(rngs[rng_name], angle, shift, prep.centroid)
         if k < first or k % shard[1] != shard[0]:
             continue
         corners = image_box_corners(prep.image, prep.mask)
-        source = read_image(data / subject / movers[contrast])
+        source = fixed if movers[contrast] == fixed_name else read_volume(data, subject, movers[contrast])
         for rng_name, motion in motions.items():
             moving = moved_scan(source, motion)
-            start = time.perf_counter()
-            floor = mi_floor(prep, fixed, moving, motion)
-            results.setdefault(f"{rng_name}/mi_floor", []).append(
-                {"case": k, "subject": subject, "pair": f"{contrast}->T1",
-                 "tre_mm": corner_distance(floor, motion, corners), "tre_vs_floor_mm": 0.0,
-                 "rotation_error_deg": rotation_angle_deg(floor[:3, :3] @ motion[:3, :3].T),
-                 "seconds": time.perf_counter() - start})
+            floor_matrix = None
+            if floor:
+                start = time.perf_counter()
+                floor_matrix = mi_floor(prep, fixed, moving, motion)
+                results.setdefault(f"{rng_name}/mi_floor", []).append(
+                    {"case": k, "subject": subject, "pair": pair_name(subject, contrast),
+                     "tre_mm": corner_distance(floor_matrix, motion, corners), "tre_vs_floor_mm": 0.0,
+                     "rotation_error_deg": rotation_angle_deg(floor_matrix[:3, :3] @ motion[:3, :3].T),
+                     "seconds": time.perf_counter() - start})
             for name, method in methods(weights).items():
                 if only and name not in only:
                     continue
@@ -161,7 +191,7 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
                 try:
                     out = method(fixed, moving)
                     if isinstance(out, RigidResult):  # ours: also the time to the network's prediction
-                        prediction = sum(out.timings[k] for k in PREDICTION_STAGES)
+                        prediction = sum(out.timings[stage] for stage in PREDICTION_STAGES)
                     matrix = out.matrix if isinstance(out, RigidResult) else out
                 except Exception as exc:  # a baseline failing is a result, not a crash
                     matrix, error = None, str(exc).splitlines()[0]
@@ -171,8 +201,9 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
                     row.append({"case": k, "failed": error, "seconds": seconds})
                     continue
                 tre = corner_distance(matrix, motion, corners)
-                row.append({"case": k, "subject": subject, "pair": f"{contrast}->T1", "tre_mm": tre,
-                            "tre_vs_floor_mm": corner_distance(matrix, floor, corners),
+                row.append({"case": k, "subject": subject, "pair": pair_name(subject, contrast), "tre_mm": tre,
+                            "tre_vs_floor_mm": (float("nan") if floor_matrix is None
+                                                else corner_distance(matrix, floor_matrix, corners)),
                             "rotation_error_deg": rotation_angle_deg(matrix[:3, :3] @ motion[:3, :3].T),
                             "seconds": seconds, "motion_deg": rotation_angle_deg(motion),
                             **({} if prediction is None else {"prediction_seconds": prediction})})
@@ -182,7 +213,7 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
     return results
 
 
-OURS = "pca_dcnn_ann_refine"
+OURS = "pca_keypoints_refine"
 BASELINES = ("elastix_rigid", "simpleitk_mattes_rigid")
 
 
@@ -198,7 +229,7 @@ def summarise(results: dict) -> dict:
                     "p90_tre_mm": float(np.percentile(tre, 90)), "median_rotation_error_deg": float(np.median(rot)),
                     "success_rate": float(np.mean(tre < 2.0)),
                     "median_vs_floor_mm": float(np.median(vs_floor)),
-                    "success_vs_floor": float(np.mean(vs_floor < 2.0)),
+                    "success_vs_floor": float(np.mean(vs_floor < 2.0)) if np.isfinite(vs_floor).all() else np.nan,
                     "median_seconds": float(np.median([r["seconds"] for r in rows]))}
         prediction = [r["prediction_seconds"] for r in rows if "prediction_seconds" in r]
         if prediction:
@@ -247,7 +278,7 @@ def write(results: dict, out: Path, meta: dict) -> str:
     table = "\n".join(lines)
     (out / "rigid3d.md").write_text(
         f"{table}\n\nSpeed, median of per-case ratios: {'; '.join(ratios) or 'n/a'}.\n\n"
-        f"Prediction (preparing both volumes, pre-alignment, DCNN + ANN; no uncertainty runs, refinement "
+        f"Prediction (preparing both volumes, pre-alignment, network; no uncertainty runs, refinement "
         f"or metrics), median: {'; '.join(prediction) or 'n/a'}.\n\n"
         f"### Per subject (median TRE mm / success <2 mm / cases)\n\n" + "\n".join(subject_table(results)) +
         f"\n\nCommand: `{meta['command']}`; load average (1, 5, 15 min) "
@@ -260,12 +291,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--cases", type=int, default=30)
-    parser.add_argument("--weights", default=None, help="rigid model weights (default: bundled)")
+    parser.add_argument("--weights", default=None, help="keypoint model weights (default: bundled)")
     parser.add_argument("--methods", nargs="*", default=None)
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--threads", type=int, default=1, help="threads for torch, SimpleITK and ITK")
     parser.add_argument("--shard", default="0/1", help="I/N: run only the cases k with k %% N == I")
     parser.add_argument("--first", type=int, default=0, help="skip the cases before this one")
+    parser.add_argument("--no-floor", action="store_true", help="skip the MI floor (timing runs)")
     parser.add_argument("--merge", nargs="+", help="merge the rigid3d.json of these shard folders into --out")
     args = parser.parse_args()
     if args.merge:
@@ -290,7 +322,7 @@ def main() -> None:
             "torch_threads": torch.get_num_threads()}
     results = run(Path(args.data), args.cases, args.weights, args.methods,
                   on_case=lambda r: write(r, Path(args.out), meta), shard=(index, count),
-                  first=args.first)
+                  first=args.first, floor=not args.no_floor)
     print(write(results, Path(args.out), meta))
 
 

@@ -67,11 +67,22 @@ def ssim(fixed: np.ndarray, moving: np.ndarray) -> float:
     return float(s.mean())
 
 
+def _bin_indices(image: np.ndarray, bins: int) -> np.ndarray:
+    return np.minimum((unit_range(image).ravel() * bins).astype(np.int64), bins - 1)
+
+
 def mutual_information(fixed: np.ndarray, moving: np.ndarray, bins: int = MI_BINS) -> float:
     """Normalised MI, 2 I / (H(F) + H(M)), in [0, 1]; 0 when either image is constant."""
-    f, m = unit_range(fixed).ravel(), unit_range(moving).ravel()
-    fi = np.minimum((f * bins).astype(np.int64), bins - 1)
-    mi = np.minimum((m * bins).astype(np.int64), bins - 1)
+    return _normalised_mi(_bin_indices(fixed, bins), _bin_indices(moving, bins), bins)
+
+
+def mutual_information_to(fixed: np.ndarray, movings: list[np.ndarray], bins: int = MI_BINS) -> list[float]:
+    """`mutual_information(fixed, m)` for every m, the fixed image binned once."""
+    fi = _bin_indices(fixed, bins)
+    return [_normalised_mi(fi, _bin_indices(m, bins), bins) for m in movings]
+
+
+def _normalised_mi(fi: np.ndarray, mi: np.ndarray, bins: int) -> float:
     joint = np.bincount(fi * bins + mi, minlength=bins * bins).reshape(bins, bins).astype(np.float64)
     p = joint / joint.sum()
     pf, pm = p.sum(axis=1), p.sum(axis=0)

@@ -62,10 +62,10 @@ def validate_scalar_image(image: sitk.Image, name: str = "image") -> None:
     if 0 in image.GetSize():
         raise InputImageError(f"{name} is empty (size {image.GetSize()})")
     array = sitk.GetArrayViewFromImage(image)
-    finite = np.isfinite(array)
-    if not finite.all():
-        raise InputImageError(f"{name} has {int((~finite).sum())} NaN or infinite voxels")
-    if float(array.max()) == float(array.min()):
+    low, high = float(array.min()), float(array.max())  # NaN or inf anywhere shows in these
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise InputImageError(f"{name} has {int((~np.isfinite(array)).sum())} NaN or infinite voxels")
+    if high == low:
         raise InputImageError(
             f"{name} is blank: every voxel has the value {float(array.flat[0]):g}")
 

@@ -63,13 +63,14 @@ def _order_automatically(node_a, node_b) -> tuple:
 
 def register_nodes(fixed_node, moving_node, *, order: str = "manual", refine: bool = True,
                    pca_prealign: bool = True, n_uncertainty: int = 8, weights: str | None = None,
-                   device: str = "auto", seed: int = 0, output_transform=None, output_volume=None,
+                   estimator: str = "keypoints", device: str = "auto", seed: int = 0,
+                   output_transform=None, output_volume=None,
                    progress: ProgressCallback | None = None) -> RigidNodeResult:
     """Rigidly register two scalar volume nodes with `dlreg.rigid3d.register_images`.
 
     With order="automatic" the two nodes are ordered by the modality classifier (MR T1
     fixed, CT moving, as in the paper); `fixed_node`/`moving_node` are then just the pair.
-    `weights=None` uses the bundled model.
+    `estimator` is "keypoints" (default) or the paper's "ann"; `weights=None` uses its bundled model.
     """
     if order not in ORDERS:
         raise DLRegError(f"order must be one of {', '.join(ORDERS)}, not '{order}'")
@@ -82,7 +83,8 @@ def register_nodes(fixed_node, moving_node, *, order: str = "manual", refine: bo
         fixed_node, moving_node, ordering = _order_automatically(fixed_node, moving_node)
     result = register_images(image_from_volume_node(fixed_node), image_from_volume_node(moving_node),
                              refine=refine, pca_prealign=pca_prealign, n_uncertainty=n_uncertainty,
-                             weights=weights, device=device, seed=seed, progress=progress)
+                             weights=weights, estimator=estimator, device=device, seed=seed,
+                             progress=progress)
     name = f"{moving_node.GetName()} to {fixed_node.GetName()}"
     transform = transform_node_from_matrix(result.matrix, fixed_node, moving_node, name=name,
                                            node=output_transform)
@@ -101,6 +103,7 @@ def result_rows(result: RigidResult) -> list[tuple[str, str]]:
              for k, v in payload["uncertainty"].items()]
     rows += [(k, f"{v:.4f}") for k, v in payload["metrics"].items()]
     rows += [("seconds", f"{payload['seconds']:.3f}"), ("prealignment", payload["prealignment"]),
+             ("estimator", payload["estimator"]),
              ("refined", str(payload["refined"])), ("low_confidence", str(payload["low_confidence"])),
              ("warnings", "; ".join(payload["warnings"]))]
     rows.append(("matrix_lps_fixed_to_moving",

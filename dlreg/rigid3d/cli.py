@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 from dlreg.progress import log_progress
+from dlreg.rigid3d.model import ESTIMATORS
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register `register3d` and `train-rigid`."""
     reg = subparsers.add_parser(
-        "register3d", help="rigid 3D registration of two head volumes (DCNN + ANN)",
+        "register3d", help="rigid 3D registration of two head volumes (keypoint DCNN or the paper's DCNN + ANN)",
         description="Rigidly register MOVING to FIXED and write the fixed->moving LPS transform "
                     "(ITK convention: it lays the moving volume over the fixed one).")
     reg.add_argument("fixed", help="fixed volume (NIfTI, NRRD, MHA or a DICOM folder)")
@@ -22,20 +23,25 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     reg.add_argument("--pca-prealign", action=argparse.BooleanOptionalAction, default=True,
                      help="principal-axes pre-alignment for large misalignments (default: on)")
     reg.add_argument("--uncertainty", type=int, default=8, help="perturbed predictions for the uncertainty")
-    reg.add_argument("--weights", help="weights file from train-rigid (default: the bundled model)")
+    reg.add_argument("--estimator", choices=ESTIMATORS, default="keypoints",
+                     help="keypoints: network landmarks + closed-form fit (default); ann: the paper's DCNN + ANN")
+    reg.add_argument("--weights", help="weights file from train-rigid for the estimator (default: bundled)")
     reg.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     reg.add_argument("--seed", type=int, default=0)
     reg.add_argument("--json", action="store_true", help="print the result as JSON")
     reg.set_defaults(func=run_register3d)
 
     train = subparsers.add_parser(
-        "train-rigid", help="train the 3D rigid DCNN + ANN on a folder or CSV of volumes",
-        description="Build the augmented set, train the DCNN, then the Bayesian-regularised ANN; "
-                    "write rigid3d_model.pt and its JSON card to OUTPUT.")
+        "train-rigid", help="train a 3D rigid estimator on a folder or CSV of volumes",
+        description="--estimator ann (the paper's): build the augmented set, train the DCNN, then the "
+                    "Bayesian-regularised ANN; write rigid3d_model.pt and its JSON card to OUTPUT. "
+                    "--estimator keypoints: train the keypoint DCNN on pairs drawn on the fly; write "
+                    "rigid3d_keypoints.pt and its card.")
     train.add_argument("data", help="folder (one sub-folder per subject) or CSV with fixed,moving[,split]")
     train.add_argument("--output", required=True, help="output folder (checkpoints, weights, card)")
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--augment", type=int, default=8, help="synthetic copies per pair")
+    train.add_argument("--estimator", choices=ESTIMATORS, default="keypoints")
+    train.add_argument("--epochs", type=int, default=30, help="ann: epochs; keypoints: hundreds of steps")
+    train.add_argument("--augment", type=int, default=8, help="ann: synthetic copies per pair")
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--batch-size", type=int, default=4)
     train.add_argument("--device", default="auto")
@@ -54,7 +60,8 @@ def run_register3d(args: argparse.Namespace) -> int:
 
     fixed, moving = read_image(args.fixed), read_image(args.moving)
     result = register_images(fixed, moving, refine=args.refine, pca_prealign=args.pca_prealign,
-                             n_uncertainty=args.uncertainty, weights=args.weights, device=args.device,
+                             n_uncertainty=args.uncertainty, weights=args.weights,
+                             estimator=args.estimator, device=args.device,
                              seed=args.seed, progress=log_progress)
     write_transform(args.output_transform, result.matrix)
     if args.output_image:
@@ -74,10 +81,15 @@ def run_register3d(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train and print where the weights went."""
-    from dlreg.rigid3d.training import train_from_folder
+    from dlreg.rigid3d import keypoint_training, training
 
-    weights = train_from_folder(args.data, args.output, epochs=args.epochs, n_augment=args.augment,
-                                lr=args.lr, batch_size=args.batch_size, device=args.device,
-                                seed=args.seed, progress=log_progress, resume=not args.no_resume)
+    if args.estimator == "keypoints":
+        weights = keypoint_training.train_from_folder(
+            args.data, args.output, steps=100 * args.epochs, batch=args.batch_size, device=args.device,
+            seed=args.seed, progress=log_progress, resume=not args.no_resume)
+    else:
+        weights = training.train_from_folder(args.data, args.output, epochs=args.epochs, n_augment=args.augment,
+                                             lr=args.lr, batch_size=args.batch_size, device=args.device,
+                                             seed=args.seed, progress=log_progress, resume=not args.no_resume)
     print(weights)
     return 0

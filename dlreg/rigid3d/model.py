@@ -1,8 +1,10 @@
-"""A trained rigid model (DCNN + ANN) as one weights file: save, load, predict.
+"""Trained rigid models as weights files: save, load, predict canonical transforms.
 
-The file is a torch state holding only tensors and plain values (loads with
-`weights_only=True`): format tag, the DCNN state dict, its channel widths, the canonical
-grid, the ANN arrays (absent when only the DCNN was trained) and free-form metadata.
+Two estimators (`ESTIMATORS`): "keypoints" (the default: `keypoints.KeypointDCNN`
+landmarks + closed-form fit, applied `KeypointModel.iterations` times) and "ann" (the
+paper's DCNN + ANN, one shot). A file is a torch state holding only tensors and plain values (loads with
+`weights_only=True`): format tag, the network's state dict and sizes, the canonical grid,
+the ANN arrays (paper model; absent when only the DCNN was trained) and free-form metadata.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ import numpy as np
 import torch
 
 from dlreg.errors import WeightsError
+from dlreg.imaging.geometry import rigid_to_matrix
 from dlreg.rigid3d.ann import ANNModel
 from dlreg.rigid3d.dcnn import RigidDCNN, target_scale
+from dlreg.rigid3d.keypoints import KeypointDCNN, pair_transform
 from dlreg.rigid3d.preprocess import GRID_SIZE, GRID_SPACING
 from dlreg.weights import bundled_path
 
 FORMAT = "dlreg-rigid3d-v1"
-BUNDLED_NAME = "rigid3d_dcnn_ann"
+KEYPOINT_FORMAT = "dlreg-rigid3d-keypoints-v1"
+BUNDLED = {"keypoints": "rigid3d_keypoints", "ann": "rigid3d_dcnn_ann"}
+ESTIMATORS = tuple(BUNDLED)
 
 
 @dataclass
@@ -32,6 +38,7 @@ class RigidModel:
     dcnn: RigidDCNN
     ann: ANNModel | None = None
     meta: dict = field(default_factory=dict)
+    iterations = 1  # not a field: the paper's prediction is one shot
 
     def predict(self, fixed: torch.Tensor, moving: torch.Tensor, use_ann: bool = True) -> np.ndarray:
         """(B, 64, 64, 64) pairs -> (B, 6) rigid parameters (radians, mm) of the canonical transform."""
@@ -45,9 +52,44 @@ class RigidModel:
             normalised = self.dcnn(fixed, moving).float().cpu()
         return (normalised * target_scale()).double().numpy()
 
+    def transforms(self, fixed: torch.Tensor, moving: torch.Tensor) -> np.ndarray:
+        """(B, 4, 4) canonical fixed (1 or B volumes) -> canonical moving (B) transforms."""
+        fixed = fixed.expand(moving.shape[0], *fixed.shape[1:])
+        return np.stack([rigid_to_matrix(p) for p in self.predict(fixed, moving)])
+
     def to(self, device: torch.device) -> "RigidModel":
         self.dcnn.to(device)
         return self
+
+
+@dataclass
+class KeypointModel:
+    """Landmark network; each prediction is refined by re-sampling and predicting again."""
+
+    net: KeypointDCNN
+    meta: dict = field(default_factory=dict)
+    iterations: int = 3
+
+    def transforms(self, fixed: torch.Tensor, moving: torch.Tensor) -> np.ndarray:
+        """(B, 4, 4) canonical fixed (1 or B volumes) -> canonical moving (B) transforms."""
+        device = next(self.net.parameters()).device
+        self.net.eval()
+        with torch.no_grad():
+            return pair_transform(self.net, fixed.to(device), moving.to(device)).cpu().numpy()
+
+    def to(self, device: torch.device) -> "KeypointModel":
+        self.net.to(device)
+        return self
+
+
+def save_keypoint_model(path: str | os.PathLike, model: KeypointModel) -> Path:
+    """Write a keypoint weights file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": KEYPOINT_FORMAT, "net": {k: v.detach().cpu() for k, v in model.net.state_dict().items()},
+                "n_keypoints": model.net.n_keypoints, "width": model.net.width, "iterations": model.iterations,
+                "grid": [GRID_SIZE, GRID_SPACING], "meta": model.meta}, path)
+    return path
 
 
 def save_model(path: str | os.PathLike, model: RigidModel) -> Path:
@@ -63,26 +105,39 @@ def save_model(path: str | os.PathLike, model: RigidModel) -> Path:
     return path
 
 
-def load_model(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> RigidModel:
-    """Load a weights file (None: the bundled model, checksum verified)."""
-    path = bundled_path(BUNDLED_NAME) if weights is None else Path(weights)
+def load_model(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+               estimator: str = "keypoints") -> RigidModel | KeypointModel:
+    """Load a weights file for `estimator` (None: its bundled model, checksum verified)."""
+    if estimator not in BUNDLED:
+        raise WeightsError(f"unknown rigid estimator '{estimator}' (known: {', '.join(ESTIMATORS)})")
+    path = bundled_path(BUNDLED[estimator]) if weights is None else Path(weights)
     if not path.is_file():
         raise WeightsError(f"rigid model weights file not found: {path}")
     stat = path.stat()
-    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size).to(torch.device(device))
+    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, estimator).to(torch.device(device))
 
 
 @lru_cache(maxsize=4)
-def _load_cached(path: str, mtime_ns: int, size: int) -> RigidModel:
+def _load_cached(path: str, mtime_ns: int, size: int, estimator: str) -> RigidModel | KeypointModel:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise WeightsError(f"cannot read rigid model weights {path}: {exc}") from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise WeightsError(f"{path} is not a dlreg 3D rigid model (expected format '{FORMAT}')")
+    expected = KEYPOINT_FORMAT if estimator == "keypoints" else FORMAT
+    if not isinstance(state, dict) or state.get("format") != expected:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise WeightsError(f"{path} is not a dlreg 3D rigid '{estimator}' model (expected format "
+                           f"'{expected}', found {found!r})")
     if list(state.get("grid", [])) != [GRID_SIZE, GRID_SPACING]:
         raise WeightsError(f"{path} was trained on a {state.get('grid')} grid, this version uses "
                            f"{[GRID_SIZE, GRID_SPACING]}")
+    if estimator == "keypoints":
+        try:
+            net = KeypointDCNN(int(state["n_keypoints"]), int(state["width"]))
+            net.load_state_dict(state["net"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise WeightsError(f"{path} does not fit the keypoint DCNN: {str(exc).splitlines()[0]}") from exc
+        return KeypointModel(net.eval(), dict(state.get("meta", {})), int(state.get("iterations", 1)))
     dcnn = RigidDCNN(tuple(state.get("channels", ())) or (8,))
     try:
         dcnn.load_state_dict(state["dcnn"])

@@ -8,9 +8,11 @@ Steps (each reported through `progress`):
    `pca_prealign`, the best (by normalised MI on a coarse 32^3 x 8 mm grid) of the 24 axis
    assignments of the moving head's principal frame and the plain centroid shift; without
    it, the centroid shift alone. Either way T0 = F_m F_f^-1 is the pre-alignment.
-3. Both heads are sampled on the canonical grid (64^3 x 4 mm) in their frames; the DCNN
-   extracts 128 features per image and the ANN predicts the residual rigid transform D
-   (canonical fixed -> canonical moving): T = F_m D F_f^-1.
+3. Both heads are sampled on the canonical grid (64^3 x 4 mm) in their frames and the
+   estimator predicts the residual rigid transform D (canonical fixed -> canonical moving):
+   T = F_m D F_f^-1. "keypoints" (default): landmarks of the keypoint DCNN and their
+   closed-form fit, repeated from the moved sampling (`KeypointModel.iterations`); "ann"
+   (the paper's): 128 DCNN features per image -> the Bayesian-regularised ANN, one shot.
 4. Uncertainty: the prediction is repeated on `n_uncertainty` moving samplings perturbed
    by known random motions (up to 3 degrees, 3 mm), each undone afterwards; the spread of
    the resulting transforms is reported as rotation (degrees), translation of the head
@@ -31,18 +33,19 @@ import SimpleITK as sitk
 import torch
 
 from dlreg.device import resolve_device
-from dlreg.imaging.geometry import apply_matrix, matrix_to_rigid, rigid_to_matrix
+from dlreg.imaging.geometry import apply_matrix, matrix_to_rigid
 from dlreg.imaging.transforms import to_sitk_transform
-from dlreg.metrics import mutual_information
+from dlreg.metrics import mutual_information_to
 from dlreg.progress import ProgressCallback, report
 from dlreg.rigid3d.augmentation import random_rigid, rotation_angle_deg
 from dlreg.rigid3d.groundtruth import closest_to_axes, cube_rotations, principal_frame
-from dlreg.rigid3d.model import RigidModel, load_model
+from dlreg.rigid3d.model import KeypointModel, RigidModel, load_model
 from dlreg.rigid3d.preprocess import Prepared, image_box_corners, prepare, sample_canonical
 from dlreg.rigid3d.quality import quality_metrics
 from dlreg.rigid3d.refine import refine_rigid
 
 PERTURBATION = (3.0, 3.0)  # degrees, mm
+PREALIGN_GRID = (32, 8.0)  # voxels, mm: the grid on which pre-alignment candidates are compared
 LOW_DSC = 0.6
 HIGH_SPREAD_MM = 5.0
 
@@ -59,6 +62,7 @@ class RigidResult:
     elapsed_s: float
     prealignment: str
     refined: bool
+    estimator: str
     low_confidence: bool = False
     warnings: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)  # seconds per stage (prepare, prealign, predict, ...)
@@ -73,6 +77,7 @@ class RigidResult:
                                "convention": "Euler3D R = Rz Rx Ry about center, LPS"},
                 "uncertainty": self.uncertainty, "metrics": self.metrics,
                 "seconds": round(self.elapsed_s, 3), "prealignment": self.prealignment,
+                "estimator": self.estimator,
                 "refined": self.refined, "low_confidence": self.low_confidence,
                 "warnings": list(self.warnings),
                 "stage_seconds": {k: round(v, 3) for k, v in self.timings.items()}}
@@ -104,25 +109,46 @@ def moving_frame(fixed: Prepared, moving: Prepared, frame_f: np.ndarray, pca: bo
         return shift, "centroid"
     candidates = [(shift, "centroid")]
     pca_frame = principal_frame(moving.points)
-    for k, rot in enumerate(cube_rotations()):
+    rotations = cube_rotations()
+    for k, rot in enumerate(rotations):
         frame = pca_frame.copy()
         frame[:3, :3] = pca_frame[:3, :3] @ rot
         candidates.append((frame, f"pca-{k}"))
-    target = sample_canonical(fixed.image, frame_f, 32, 8.0)
-    scores = [mutual_information(target, sample_canonical(moving.image, f, 32, 8.0)) for f, _ in candidates]
+    target = sample_canonical(fixed.image, frame_f, *PREALIGN_GRID)
+    pca_sample = sample_canonical(moving.image, pca_frame, *PREALIGN_GRID)
+    samples = [sample_canonical(moving.image, shift, *PREALIGN_GRID)]
+    samples += [axis_permuted(pca_sample, rot) for rot in rotations]
+    scores = mutual_information_to(target, samples)
     return candidates[int(np.argmax(scores))]
 
 
-def predict_transforms(model: RigidModel, fixed: Prepared, moving: Prepared, frame_f: np.ndarray,
-                       frame_m: np.ndarray, n_perturb: int, seed: int) -> list[np.ndarray]:
-    """Fixed->moving 4x4s: the plain prediction first, then one per perturbed moving sampling."""
+def axis_permuted(sample: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """A canonical [k, j, i] sample taken in frame F, re-indexed as if taken in frame F @ rotation.
+
+    `rotation` permutes and flips axes, so it maps the centred canonical grid onto itself:
+    no image needs to be sampled again for the 24 axis assignments of one principal frame.
+    """
+    n = sample.shape[0]
+    grid = np.indices(sample.shape)[::-1].reshape(3, -1) - (n - 1) / 2.0   # (x, y, z) per voxel
+    i, j, k = np.rint(rotation @ grid + (n - 1) / 2.0).astype(np.int64)
+    return sample[k, j, i].reshape(sample.shape)
+
+
+def predict_transforms(model: RigidModel | KeypointModel, fixed: Prepared, moving: Prepared,
+                       frame_f: np.ndarray, frame_m: np.ndarray, n_perturb: int, seed: int) -> list[np.ndarray]:
+    """Fixed->moving 4x4s: the plain prediction first, then one per perturbed moving sampling.
+
+    Each prediction D (canonical fixed -> canonical moving) moves the moving sampling frame;
+    the keypoint model predicts again from there (`model.iterations` times in all).
+    """
     rng = np.random.default_rng(seed)
-    perturb = [np.eye(4)] + [random_rigid(rng, *PERTURBATION) for _ in range(n_perturb)]
+    frames = [frame_m] + [frame_m @ random_rigid(rng, *PERTURBATION) for _ in range(n_perturb)]
     fixed_c = torch.from_numpy(sample_canonical(fixed.image, frame_f))[None]
-    moving_c = torch.from_numpy(np.stack([sample_canonical(moving.image, frame_m @ p) for p in perturb]))
-    params = model.predict(fixed_c.expand(len(perturb), -1, -1, -1), moving_c)
+    for _ in range(model.iterations):
+        moving_c = torch.from_numpy(np.stack([sample_canonical(moving.image, f) for f in frames]))
+        frames = [f @ d for f, d in zip(frames, model.transforms(fixed_c, moving_c))]
     inv_f = np.linalg.inv(frame_f)
-    return [frame_m @ p @ rigid_to_matrix(d) @ inv_f for p, d in zip(perturb, params)]
+    return [f @ inv_f for f in frames]
 
 
 def spread(transforms: list[np.ndarray], corners: np.ndarray, center: np.ndarray) -> dict:
@@ -148,7 +174,7 @@ def _registered(fixed: Prepared, moving: Prepared, matrix: np.ndarray) -> tuple[
 
 def register_images(fixed: sitk.Image, moving: sitk.Image, *, refine: bool = True,
                     pca_prealign: bool = True, n_uncertainty: int = 8, weights: str | None = None,
-                    device: str = "auto", seed: int = 0,
+                    estimator: str = "keypoints", device: str = "auto", seed: int = 0,
                     progress: ProgressCallback | None = None) -> RigidResult:
     """Rigidly register `moving` to `fixed`; the result maps fixed LPS points to moving ones."""
     start = time.perf_counter()
@@ -160,7 +186,7 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, *, refine: bool = Tru
         prep_f, prep_m = (job.result() for job in jobs)  # the fixed image's error first
     clock.stage("prepare")
     report(progress, 0.2, "loading the model")
-    model = load_model(weights, resolve_device(device))
+    model = load_model(weights, resolve_device(device), estimator)
     report(progress, 0.3, "pre-aligning the heads")
     frame_f = fixed_frame(prep_f)
     frame_m, prealignment = moving_frame(prep_f, prep_m, frame_f, pca_prealign)
@@ -189,5 +215,6 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, *, refine: bool = Tru
     report(progress, 1.0, "done")
     return RigidResult(matrix=matrix, params=matrix_to_rigid(matrix, center), center=center,
                        uncertainty=uncertainty, metrics=metrics, elapsed_s=time.perf_counter() - start,
-                       prealignment=prealignment, refined=refine, low_confidence=bool(warnings),
+                       prealignment=prealignment, refined=refine, estimator=estimator,
+                       low_confidence=bool(warnings),
                        warnings=warnings, timings=clock.seconds)

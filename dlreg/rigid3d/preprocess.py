@@ -67,7 +67,8 @@ def detect_modality(array: np.ndarray) -> str:
 def shrink_to_working(image: sitk.Image, spacing: float = WORKING_SPACING) -> sitk.Image:
     """Bin-average to about `spacing` mm per axis (never upsamples)."""
     factors = [max(1, int(round(spacing / s))) for s in image.GetSpacing()]
-    image = sitk.Cast(image, sitk.sitkFloat32)
+    if image.GetPixelID() != sitk.sitkFloat32:
+        image = sitk.Cast(image, sitk.sitkFloat32)
     return sitk.BinShrink(image, factors) if max(factors) > 1 else image
 
 
@@ -80,14 +81,16 @@ def head_mask(image: sitk.Image) -> sitk.Image:
     if not np.any(sitk.GetArrayViewFromImage(mask)):
         return mask
     largest = sitk.RelabelComponent(sitk.ConnectedComponent(mask), sortByObjectSize=True) == 1
-    return sitk.Cast(sitk.BinaryFillhole(_close_within_box(largest, CLOSING_RADIUS)), sitk.sitkUInt8)
+    return sitk.Cast(_close_and_fill_within_box(largest, CLOSING_RADIUS), sitk.sitkUInt8)
 
 
-def _close_within_box(mask: sitk.Image, radius: int) -> sitk.Image:
-    """Ball closing computed on the mask's bounding box plus a margin, pasted back.
+def _close_and_fill_within_box(mask: sitk.Image, radius: int) -> sitk.Image:
+    """Ball closing then hole filling computed on the mask's bounding box plus a margin, pasted back.
 
-    The same voxels as closing the whole grid (a closing never reaches further than its
-    radius beyond the mask), in about half the time: the head fills only part of the grid.
+    The same voxels as on the whole grid: a closing never reaches further than its radius
+    beyond the mask, and the margin's background ring, connected to everything outside the
+    box, leaves the holes to fill unchanged. About half the time: the head fills only part
+    of the grid.
     """
     shape = sitk.LabelShapeStatisticsImageFilter()
     shape.Execute(mask)
@@ -96,8 +99,8 @@ def _close_within_box(mask: sitk.Image, radius: int) -> sitk.Image:
     lo = [max(0, box[d] - radius - 1) for d in range(3)]
     hi = [min(size[d], box[d] + box[d + 3] + radius + 1) for d in range(3)]
     roi = sitk.RegionOfInterest(mask, [h - l for h, l in zip(hi, lo)], lo)
-    closed = sitk.BinaryMorphologicalClosing(roi, [radius] * 3)
-    return sitk.Paste(mask, closed, closed.GetSize(), [0, 0, 0], lo)
+    filled = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(roi, [radius] * 3))
+    return sitk.Paste(mask, filled, filled.GetSize(), [0, 0, 0], lo)
 
 
 def prepare(image: sitk.Image, name: str = "image") -> Prepared:

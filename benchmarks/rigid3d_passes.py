@@ -1,0 +1,68 @@
+"""How many passes the keypoint network needs: TRE of the network alone after each pass.
+
+Same cases and motions as `benchmarks/rigid3d.py`; per case, the pipeline's own frames
+(centroid shift on the paper range, PCA pre-alignment on the wide range), then `--passes`
+predictions, each from the moving volume re-sampled in the frame the previous one moved.
+
+    .venv/bin/python benchmarks/rigid3d_passes.py --data ../shared/data --cases 30 --passes 4
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from dlreg.rigid3d.augmentation import random_rigid
+from dlreg.rigid3d.model import load_model
+from dlreg.rigid3d.pipeline import fixed_frame, moving_frame
+from dlreg.rigid3d.preprocess import image_box_corners, prepare, sample_canonical
+from rigid3d import RANGES, SUBJECTS, available, corner_distance, moved_scan, read_volume
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--cases", type=int, default=30)
+    parser.add_argument("--passes", type=int, default=4)
+    parser.add_argument("--weights", default=None, help="keypoint model weights (default: bundled)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    data = Path(args.data)
+    model = load_model(args.weights, "cpu", "keypoints")
+    subjects = [(s, c) for s, (_, cs) in SUBJECTS.items() if available(data, s) for c in cs]
+    rngs = {name: np.random.default_rng(seed) for name, seed in (("paper", 1), ("wide", 2))}
+    tre: dict[str, list[list[float]]] = {name: [] for name in RANGES}
+    for k in range(args.cases):
+        subject, contrast = subjects[k % len(subjects)]
+        fixed_name, movers = SUBJECTS[subject]
+        fixed = read_volume(data, subject, fixed_name)
+        prep_f = prepare(fixed)
+        corners = image_box_corners(prep_f.image, prep_f.mask)
+        source = fixed if movers[contrast] == fixed_name else read_volume(data, subject, movers[contrast])
+        frame_f = fixed_frame(prep_f)
+        fixed_c = torch.from_numpy(sample_canonical(prep_f.image, frame_f))[None]
+        for name, (angle, shift) in RANGES.items():
+            motion = random_rigid(rngs[name], angle, shift, prep_f.centroid)
+            prep_m = prepare(moved_scan(source, motion))
+            frame_m, _ = moving_frame(prep_f, prep_m, frame_f, pca=name == "wide")
+            row = [corner_distance(frame_m @ np.linalg.inv(frame_f), motion, corners)]
+            for _ in range(args.passes):
+                moving_c = torch.from_numpy(sample_canonical(prep_m.image, frame_m))[None]
+                frame_m = frame_m @ model.transforms(fixed_c, moving_c)[0]
+                row.append(corner_distance(frame_m @ np.linalg.inv(frame_f), motion, corners))
+            tre[name].append(row)
+            print(name, k, subject, contrast, " ".join(f"{v:.2f}" for v in row), flush=True)
+    for name, rows in tre.items():
+        values = np.array(rows)
+        cells = [f"{np.median(values[:, p]):.2f} mm / {100 * np.mean(values[:, p] < 2.0):.0f}%"
+                 for p in range(values.shape[1])]
+        print(f"{name}: start {cells[0]}; " + "; ".join(f"{p} pass(es) {c}" for p, c in enumerate(cells[1:], 1)))
+
+
+if __name__ == "__main__":
+    main()
