@@ -13,10 +13,10 @@ Steps (each reported through `progress`):
    T = F_m D F_f^-1. "keypoints" (default): landmarks of the keypoint DCNN and their
    closed-form fit, repeated from the moved sampling (`KeypointModel.iterations`); "ann"
    (the paper's): 128 DCNN features per image -> the Bayesian-regularised ANN, one shot.
-4. Uncertainty: the prediction is repeated on `n_uncertainty` moving samplings perturbed
-   by known random motions (up to 3 degrees, 3 mm), each undone afterwards; the spread of
-   the resulting transforms is reported as rotation (degrees), translation of the head
-   centre and displacement of the head box corners (mm).
+4. Uncertainty: the prediction is repeated on `n_uncertainty` pairs of fixed and moving
+   samplings, each frame perturbed by a known random motion (up to 3 degrees, 3 mm) that is
+   undone afterwards; the spread of the resulting transforms is reported as rotation
+   (degrees), translation of the head centre and displacement of the head box corners (mm).
 5. Optional Mattes-MI refinement (`refine.refine_rigid`: coarse on the working grids, fine
    on the inputs at ~1 mm), then quality metrics on the fixed working grid. Poor overlap
    or large spread sets `low_confidence` with reasons.
@@ -136,19 +136,24 @@ def axis_permuted(sample: np.ndarray, rotation: np.ndarray) -> np.ndarray:
 
 def predict_transforms(model: RigidModel | KeypointModel, fixed: Prepared, moving: Prepared,
                        frame_f: np.ndarray, frame_m: np.ndarray, n_perturb: int, seed: int) -> list[np.ndarray]:
-    """Fixed->moving 4x4s: the plain prediction first, then one per perturbed moving sampling.
+    """Fixed->moving 4x4s: the plain prediction first, then one per perturbed pair of samplings.
 
     Each prediction D (canonical fixed -> canonical moving) moves the moving sampling frame;
-    the keypoint model predicts again from there (`model.iterations` times in all).
+    the keypoint model predicts again from there (`model.iterations` times in all). A
+    perturbation moves BOTH sampling frames by known random motions (undone in the result):
+    the repeated passes would undo a motion of the moving frame alone, so only a change of
+    how both heads sit in the grid shows how much the answer depends on the sampling.
     """
     rng = np.random.default_rng(seed)
-    frames = [frame_m] + [frame_m @ random_rigid(rng, *PERTURBATION) for _ in range(n_perturb)]
-    fixed_c = torch.from_numpy(sample_canonical(fixed.image, frame_f))[None]
+    perturb = [(np.eye(4), np.eye(4))] + [(random_rigid(rng, *PERTURBATION), random_rigid(rng, *PERTURBATION))
+                                          for _ in range(n_perturb)]
+    fixed_frames = [frame_f @ p_f for p_f, _ in perturb]
+    frames = [frame_m @ p_m for _, p_m in perturb]
+    fixed_c = torch.from_numpy(np.stack([sample_canonical(fixed.image, f) for f in fixed_frames]))
     for _ in range(model.iterations):
         moving_c = torch.from_numpy(np.stack([sample_canonical(moving.image, f) for f in frames]))
         frames = [f @ d for f, d in zip(frames, model.transforms(fixed_c, moving_c))]
-    inv_f = np.linalg.inv(frame_f)
-    return [f @ inv_f for f in frames]
+    return [f @ np.linalg.inv(f_f) for f, f_f in zip(frames, fixed_frames)]
 
 
 def spread(transforms: list[np.ndarray], corners: np.ndarray, center: np.ndarray) -> dict:
