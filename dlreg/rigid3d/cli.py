@@ -42,7 +42,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--estimator", choices=ESTIMATORS, default="keypoints")
     train.add_argument("--epochs", type=int, default=30, help="ann: epochs; keypoints: hundreds of steps")
     train.add_argument("--augment", type=int, default=8, help="ann: synthetic copies per pair")
-    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--lr", type=float, default=None, help="default: 1e-3 (ann), 2e-3 (keypoints)")
     train.add_argument("--batch-size", type=int, default=4)
     train.add_argument("--device", default="auto")
     train.add_argument("--seed", type=int, default=0)
@@ -85,11 +85,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.estimator == "keypoints":
         weights = keypoint_training.train_from_folder(
-            args.data, args.output, steps=100 * args.epochs, batch=args.batch_size, device=args.device,
-            seed=args.seed, progress=log_progress, resume=not args.no_resume)
+            args.data, args.output, steps=100 * args.epochs, batch=args.batch_size, lr=args.lr or 2e-3,
+            device=args.device, seed=args.seed, progress=log_progress, resume=not args.no_resume)
     else:
         weights = training.train_from_folder(args.data, args.output, epochs=args.epochs, n_augment=args.augment,
-                                             lr=args.lr, batch_size=args.batch_size, device=args.device,
+                                             lr=args.lr or 1e-3, batch_size=args.batch_size, device=args.device,
                                              seed=args.seed, progress=log_progress, resume=not args.no_resume)
     print(weights)
     return 0
