@@ -29,7 +29,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 import SimpleITK as sitk
@@ -148,6 +149,43 @@ def mi_floor(prep_fixed: Prepared, fixed: sitk.Image, moving: sitk.Image, motion
     return refine_rigid(prep_fixed, prepare(moving), motion, fixed_image=fixed, moving_image=moving)
 
 
+@dataclass
+class Case:
+    """Benchmark case `index`: the fixed volume of (subject, contrast), prepared, and the
+    motion of each range (drawn for every case, so that shards see the motions of a full run)."""
+
+    index: int
+    subject: str
+    contrast: str
+    fixed: sitk.Image
+    prepared: Prepared
+    motions: dict[str, np.ndarray]
+
+    def corners(self) -> np.ndarray:
+        return image_box_corners(self.prepared.image, self.prepared.mask)
+
+    def source(self, data: Path) -> sitk.Image:
+        """The moving volume before its motion (the fixed one for a self pair)."""
+        fixed_name, movers = SUBJECTS[self.subject]
+        name = movers[self.contrast]
+        return self.fixed if name == fixed_name else read_volume(data, self.subject, name)
+
+
+def cases(data: Path, n_cases: int) -> Iterator[Case]:
+    """The seeded cases: (subject, contrast) in turn, random motions per range."""
+    subjects = [(s, c) for s, (_, cs) in SUBJECTS.items() if available(data, s) for c in cs]
+    if not subjects:
+        raise SystemExit(f"no benchmark subjects under {data}: pass --data")
+    rngs = {name: np.random.default_rng(seed) for name, seed in (("paper", 1), ("wide", 2))}
+    for k in range(n_cases):
+        subject, contrast = subjects[k % len(subjects)]
+        fixed = read_volume(data, subject, SUBJECTS[subject][0])
+        prepared = prepare(fixed)
+        motions = {name: random_rigid(rngs[name], angle, shift, prepared.centroid)
+                   for name, (angle, shift) in RANGES.items()}
+        yield Case(k, subject, contrast, fixed, prepared, motions)
+
+
 def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
         on_case: Callable[[dict], None] | None = None, shard: tuple[int, int] = (0, 1), first: int = 0,
         floor: bool = True) -> dict:
@@ -155,23 +193,12 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
     stopped early still has every row; `on_case(results)` after each case. With shard (i, n)
     only the cases k >= first with k % n == i run (the motions stay those of the full run).
     Without `floor` the MI floor is not computed (timing runs) and the vs-floor columns are NaN."""
-    subjects = [(s, c) for s, (_, cs) in SUBJECTS.items() if available(data, s) for c in cs]
-    if not subjects:
-        raise SystemExit(f"no benchmark subjects under {data}: pass --data")
     results: dict = {}
-    rngs = {name: np.random.default_rng(seed) for name, seed in (("paper", 1), ("wide", 2))}
-    for k in range(n_cases):
-        motions = {}  # drawn for every case so that shards see the motions of the full run
-        subject, contrast = subjects[k % len(subjects)]
-        fixed_name, movers = SUBJECTS[subject]
-        fixed = read_volume(data, subject, fixed_name)
-        prep = prepare(fixed)
-        for rng_name, (angle, shift) in RANGES.items():
-            motions[rng_name] = random_rigid(rngs[rng_name], angle, shift, prep.centroid)
+    for case in cases(data, n_cases):
+        k, subject, contrast, motions = case.index, case.subject, case.contrast, case.motions
         if k < first or k % shard[1] != shard[0]:
             continue
-        corners = image_box_corners(prep.image, prep.mask)
-        source = fixed if movers[contrast] == fixed_name else read_volume(data, subject, movers[contrast])
+        fixed, prep, corners, source = case.fixed, case.prepared, case.corners(), case.source(data)
         for rng_name, motion in motions.items():
             moving = moved_scan(source, motion)
             floor_matrix = None

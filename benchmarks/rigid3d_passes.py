@@ -16,11 +16,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from dlreg.rigid3d.augmentation import random_rigid
 from dlreg.rigid3d.model import load_model
 from dlreg.rigid3d.pipeline import fixed_frame, moving_frame
-from dlreg.rigid3d.preprocess import image_box_corners, prepare, sample_canonical
-from rigid3d import RANGES, SUBJECTS, available, corner_distance, moved_scan, read_volume
+from dlreg.rigid3d.preprocess import prepare, sample_canonical
+from rigid3d import RANGES, cases, corner_distance, moved_scan
 
 
 def main() -> None:
@@ -34,20 +33,12 @@ def main() -> None:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     data = Path(args.data)
     model = load_model(args.weights, "cpu", "keypoints")
-    subjects = [(s, c) for s, (_, cs) in SUBJECTS.items() if available(data, s) for c in cs]
-    rngs = {name: np.random.default_rng(seed) for name, seed in (("paper", 1), ("wide", 2))}
     tre: dict[str, list[list[float]]] = {name: [] for name in RANGES}
-    for k in range(args.cases):
-        subject, contrast = subjects[k % len(subjects)]
-        fixed_name, movers = SUBJECTS[subject]
-        fixed = read_volume(data, subject, fixed_name)
-        prep_f = prepare(fixed)
-        corners = image_box_corners(prep_f.image, prep_f.mask)
-        source = fixed if movers[contrast] == fixed_name else read_volume(data, subject, movers[contrast])
+    for case in cases(data, args.cases):
+        prep_f, corners, source = case.prepared, case.corners(), case.source(data)
         frame_f = fixed_frame(prep_f)
         fixed_c = torch.from_numpy(sample_canonical(prep_f.image, frame_f))[None]
-        for name, (angle, shift) in RANGES.items():
-            motion = random_rigid(rngs[name], angle, shift, prep_f.centroid)
+        for name, motion in case.motions.items():
             prep_m = prepare(moved_scan(source, motion))
             frame_m, _ = moving_frame(prep_f, prep_m, frame_f, pca=name == "wide")
             row = [corner_distance(frame_m @ np.linalg.inv(frame_f), motion, corners)]
@@ -56,7 +47,7 @@ def main() -> None:
                 frame_m = frame_m @ model.transforms(fixed_c, moving_c)[0]
                 row.append(corner_distance(frame_m @ np.linalg.inv(frame_f), motion, corners))
             tre[name].append(row)
-            print(name, k, subject, contrast, " ".join(f"{v:.2f}" for v in row), flush=True)
+            print(name, case.index, case.subject, case.contrast, " ".join(f"{v:.2f}" for v in row), flush=True)
     for name, rows in tre.items():
         values = np.array(rows)
         cells = [f"{np.median(values[:, p]):.2f} mm / {100 * np.mean(values[:, p] < 2.0):.0f}%"

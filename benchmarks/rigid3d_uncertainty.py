@@ -17,10 +17,8 @@ import SimpleITK as sitk
 import torch
 from scipy.stats import spearmanr
 
-from dlreg.rigid3d.augmentation import random_rigid
 from dlreg.rigid3d.pipeline import register_images
-from dlreg.rigid3d.preprocess import image_box_corners, prepare
-from rigid3d import RANGES, SUBJECTS, available, corner_distance, moved_scan, read_volume
+from rigid3d import RANGES, cases, corner_distance, moved_scan
 
 
 def main() -> None:
@@ -32,22 +30,16 @@ def main() -> None:
     torch.set_num_threads(1)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     data = Path(args.data)
-    subjects = [(s, c) for s, (_, cs) in SUBJECTS.items() if available(data, s) for c in cs]
-    rngs = {name: np.random.default_rng(seed) for name, seed in (("paper", 1), ("wide", 2))}
     rows: dict[str, list[tuple[float, float]]] = {name: [] for name in RANGES}
-    for k in range(args.cases):
-        subject, contrast = subjects[k % len(subjects)]
-        fixed_name, movers = SUBJECTS[subject]
-        fixed = read_volume(data, subject, fixed_name)
-        prep = prepare(fixed)
-        corners = image_box_corners(prep.image, prep.mask)
-        source = fixed if movers[contrast] == fixed_name else read_volume(data, subject, movers[contrast])
-        for name, (angle, shift) in RANGES.items():
-            motion = random_rigid(rngs[name], angle, shift, prep.centroid)
-            result = register_images(fixed, moved_scan(source, motion), refine=False, n_uncertainty=args.samples)
+    for case in cases(data, args.cases):
+        corners, source = case.corners(), case.source(data)
+        for name, motion in case.motions.items():
+            result = register_images(case.fixed, moved_scan(source, motion), refine=False,
+                                     n_uncertainty=args.samples)
             tre, spread = corner_distance(result.matrix, motion, corners), result.uncertainty["corner_mm"]
             rows[name].append((tre, spread))
-            print(name, k, subject, contrast, f"TRE {tre:.2f} mm, spread {spread:.2f} mm", flush=True)
+            print(name, case.index, case.subject, case.contrast, f"TRE {tre:.2f} mm, spread {spread:.2f} mm",
+                  flush=True)
     for name, values in rows.items():
         tre, spread = np.array(values).T
         print(f"{name}: Spearman(spread, TRE) {spearmanr(spread, tre).statistic:.2f}; median TRE {np.median(tre):.2f} "
