@@ -8,8 +8,8 @@ axis-aligned grid that holds the whole moved volume. Rows: paper range (+-15 deg
 random axis, +-5 mm) and wide range (up to 90 deg, +-30 mm), --cases cases each, seeds
 fixed, cases interleaved across rows. Methods: the paper's DCNN + ANN alone (`dcnn_ann`), the
 keypoint network alone (`keypoints`), with PCA pre-alignment (`pca_keypoints`), the default
-pipeline (`pca_keypoints_refine`), SimpleITK and itk-elastix. TRE: distance at the 8 corners of the fixed head's
-bounding box (mean per case); success: TRE < 2 mm. Every method runs with --threads threads
+pipeline (`pca_keypoints_refine`), SimpleITK and itk-elastix. TRE: distance at the 8 corners
+of the fixed head's bounding box (mean per case); success: TRE < 2 mm. Every method runs with --threads threads
 (torch, SimpleITK, ITK). JSON and markdown go to --out after every case, with the load average.
 
 MI floor: per case, `refine_rigid` started AT the true motion ("mi_floor" row: its TRE is how
@@ -28,8 +28,8 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
