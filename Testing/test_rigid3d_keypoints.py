@@ -83,3 +83,14 @@ def test_bundled_keypoint_network_alone_aligns_a_t2_to_a_t1():
     assert tre < 3.0 < before, (tre, before)
     # both sampling frames perturbed: the passes cannot undo it, the spread is the network's own
     assert 0.05 < result.uncertainty["corner_mm"] < 5.0, result.uncertainty
+
+
+def test_a_lone_volume_gets_the_landmarks_it_gets_in_a_batch():
+    net = load_model(None, estimator="keypoints").net
+    volumes = torch.rand(2, 64, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        batch_points, batch_weights = net(volumes)
+        points, weights = net(volumes[1:])
+    assert points.shape == (1, 32, 3) and weights.shape == (1, 32)
+    torch.testing.assert_close(points[0], batch_points[1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(weights[0], batch_weights[1], atol=1e-6, rtol=1e-4)

@@ -17,7 +17,7 @@ shipped model trains in ~25 minutes on one CPU core).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -45,10 +45,14 @@ CUBE_MM = 60.0
 
 @dataclass
 class Group:
-    """Co-registered prepared volumes of one subject."""
+    """Co-registered prepared volumes of one subject and their head frames (computed once)."""
 
     name: str
     members: list[Prepared]
+    frames: list[np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.frames = [fixed_frame(member) for member in self.members]
 
 
 def prepare_groups(groups: dict[str, Sequence[sitk.Image]]) -> list[Group]:
@@ -84,8 +88,9 @@ def draw_pairs(groups: list[Group], n: int, rng: np.random.Generator,
     fixed, moving, motions = [], [], []
     for _ in range(n):
         group = groups[rng.integers(len(groups))]
-        a, b = (group.members[i] for i in rng.integers(len(group.members), size=2))
-        frame = fixed_frame(a) @ _jitter(rng)
+        i, j = rng.integers(len(group.members), size=2)
+        a, b = group.members[i], group.members[j]
+        frame = group.frames[i] @ _jitter(rng)
         motion = random_rigid(rng, *MOTION)
         f = sample_canonical(a.image, frame)
         m = sample_canonical(b.image, frame @ np.linalg.inv(motion))

@@ -56,6 +56,11 @@ class KeypointDCNN(nn.Module):
         if tuple(volume.shape[2:]) != (self.grid_size,) * 3:
             raise WeightsError(f"the keypoint network expects {(self.grid_size,) * 3} inputs, "
                                f"got {tuple(volume.shape[2:])}")
+        if volume.shape[0] == 1 and not self.training:
+            # PyTorch's CPU convolution takes a slow kernel for a batch of one (measured: 0.13 s
+            # for one volume, 0.05 s for two); an evaluation batch of one runs as two copies.
+            points, weights = self(volume.expand(2, -1, -1, -1, -1))
+            return points[:1], weights[:1]
         logits = self.heads(self.trunk(volume)).flatten(2)            # (B, K, cells^3)
         with torch.autocast(volume.device.type, enabled=False):       # landmarks in float32
             prob = torch.softmax(logits.float(), dim=2)
@@ -82,16 +87,24 @@ def kabsch(source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) ->
     return out
 
 
+def fit_landmarks(fixed: tuple[torch.Tensor, torch.Tensor],
+                  moving: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """(B, 4, 4) canonical fixed -> moving transforms from (points, weights) of the fixed volumes
+    (B sets, or one shared by every moving volume) and of the B moving volumes."""
+    (fixed_points, fixed_weights), (moving_points, moving_weights) = fixed, moving
+    b = moving_points.shape[0]
+    return kabsch(fixed_points.double().expand(b, -1, -1), moving_points.double(),
+                  fixed_weights.double().expand(b, -1) * moving_weights.double())
+
+
 def pair_landmarks(model: KeypointDCNN, fixed: torch.Tensor,
                    moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fixed landmarks (B, K, 3), moving landmarks (B, K, 3) and pair weights (B, K), float64.
-
-    `fixed` holds B volumes or one, shared by every moving volume (its landmarks found once).
-    """
-    n, b = fixed.shape[0], moving.shape[0]
+    """Fixed landmarks (B, K, 3), moving landmarks (B, K, 3) and pair weights (B, K), float64,
+    from one pass of the network over both batches (training: batch norm sees the pairs)."""
+    n = fixed.shape[0]
     points, weights = model(torch.cat([fixed, moving], dim=0))
     points, weights = points.double(), weights.double()
-    return points[:n].expand(b, -1, -1), points[n:], weights[:n].expand(b, -1) * weights[n:]
+    return points[:n], points[n:], weights[:n] * weights[n:]
 
 
 def pair_transform(model: KeypointDCNN, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from dlreg.errors import WeightsError
 from dlreg.imaging.geometry import rigid_to_matrix
 from dlreg.rigid3d.ann import ANNModel
 from dlreg.rigid3d.dcnn import RigidDCNN, target_scale
-from dlreg.rigid3d.keypoints import KeypointDCNN, pair_transform
+from dlreg.rigid3d.keypoints import KeypointDCNN, fit_landmarks
 from dlreg.rigid3d.preprocess import GRID_SIZE, GRID_SPACING
 from dlreg.weights import bundled_path
 
@@ -52,10 +52,11 @@ class RigidModel:
             normalised = self.dcnn(fixed, moving).float().cpu()
         return (normalised * target_scale()).double().numpy()
 
-    def transforms(self, fixed: torch.Tensor, moving: torch.Tensor) -> np.ndarray:
-        """(B, 4, 4) canonical fixed (1 or B volumes) -> canonical moving (B) transforms."""
-        fixed = fixed.expand(moving.shape[0], *fixed.shape[1:])
-        return np.stack([rigid_to_matrix(p) for p in self.predict(fixed, moving)])
+    def transforms(self, fixed: torch.Tensor, moving: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """(B, 4, 4) canonical fixed (1 or B volumes) -> canonical moving (B) transforms, and the
+        fixed input to pass again (the same volumes)."""
+        expanded = fixed.expand(moving.shape[0], *fixed.shape[1:])
+        return np.stack([rigid_to_matrix(p) for p in self.predict(expanded, moving)]), fixed
 
     def to(self, device: torch.device) -> "RigidModel":
         self.dcnn.to(device)
@@ -70,12 +71,26 @@ class KeypointModel:
     meta: dict = field(default_factory=dict)
     iterations: int = 3
 
-    def transforms(self, fixed: torch.Tensor, moving: torch.Tensor) -> np.ndarray:
-        """(B, 4, 4) canonical fixed (1 or B volumes) -> canonical moving (B) transforms."""
+    def transforms(self, fixed: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+                   moving: torch.Tensor) -> tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor]]:
+        """(B, 4, 4) canonical fixed -> canonical moving (B) transforms, and the fixed landmarks.
+
+        `fixed` is 1 or B canonical volumes on the first pass (their landmarks are found in the
+        same network batch as the moving ones), then the landmarks returned, found only once.
+        """
+        if isinstance(fixed, torch.Tensor):
+            n = fixed.shape[0]
+            points, weights = self._landmarks(torch.cat([fixed, moving]))
+            fixed, found = (points[:n], weights[:n]), (points[n:], weights[n:])
+        else:
+            found = self._landmarks(moving)
+        return fit_landmarks(fixed, found).cpu().numpy(), fixed
+
+    def _landmarks(self, volumes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         device = next(self.net.parameters()).device
         self.net.eval()
         with torch.no_grad():
-            return pair_transform(self.net, fixed.to(device), moving.to(device)).cpu().numpy()
+            return self.net(volumes.to(device))
 
     def to(self, device: torch.device) -> "KeypointModel":
         self.net.to(device)

@@ -152,7 +152,8 @@ def predict_transforms(model: RigidModel | KeypointModel, fixed: Prepared, movin
     fixed_c = torch.from_numpy(np.stack([sample_canonical(fixed.image, f) for f in fixed_frames]))
     for _ in range(model.iterations):
         moving_c = torch.from_numpy(np.stack([sample_canonical(moving.image, f) for f in frames]))
-        frames = [f @ d for f, d in zip(frames, model.transforms(fixed_c, moving_c))]
+        steps, fixed_c = model.transforms(fixed_c, moving_c)  # the keypoint model: its landmarks
+        frames = [f @ d for f, d in zip(frames, steps)]
     return [f @ np.linalg.inv(f_f) for f, f_f in zip(frames, fixed_frames)]
 
 
