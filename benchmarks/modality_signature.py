@@ -240,12 +240,12 @@ def loso(s: dict) -> dict:
     return {"logits": logits, "ood_logits": ood_logits}
 
 
-def dcnn_cv(path: Path) -> dict:
+def dcnn_cv(path: Path, data: str) -> dict:
     """The DCNN's LOSO output of the shipped recipe (computed and saved if `path` is missing)."""
     if not path.is_file():
         from dlreg.modality.samples import make_samples
         from dlreg.modality.training import OOD_LABEL, cross_validate
-        samples = make_samples(load_volumes(), per_volume=16, n_ood=80, seed=0)
+        samples = make_samples(load_volumes(data), per_volume=16, n_ood=80, seed=0)
         cv = cross_validate(samples, epochs=20, batch=8, lr=0.002, seed=0, device="cpu")
         known = samples.y != OOD_LABEL
         np.savez(path, logits=cv["logits"][known], ood_logits=cv["ood_logits"], y=samples.y[known],
@@ -302,7 +302,7 @@ def main(argv=None) -> int:
     s = build(args.data, args.per_volume, args.ood, args.seed, args.spacing, args.workers)
     built = time.time() - start
     sig = loso(s)
-    dcnn = dcnn_cv(args.dcnn_cv)
+    dcnn = dcnn_cv(args.dcnn_cv, args.data)
     common = np.array([(n, k) in dcnn["by_key"] for n, k in zip(s["name"], s["k"])])
     n_ood = min(len(s["ood"]), len(dcnn["ood_logits"]))   # both keep the gate-passing OOD volumes in seed order
     s = {**s, **{key: s[key][common] for key in ("x", "y", "subject", "name", "k", "synthetic")}}
