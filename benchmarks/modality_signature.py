@@ -52,7 +52,7 @@ from dlreg.modality.calibration import choose_threshold, fit_temperature, softma
 from dlreg.modality.classes import CLASSES, CT  # noqa: E402
 from dlreg.modality.data import load_volumes  # noqa: E402
 from dlreg.modality.gates import sanity_reason  # noqa: E402
-from dlreg.modality.preprocess import canonical_input  # noqa: E402
+from dlreg.modality.preprocess import canonical_input, foreground_rank  # noqa: E402
 from dlreg.rigid3d.preprocess import detect_modality, shrink_to_working  # noqa: E402
 from dlreg.sampledata import sample_path  # noqa: E402
 
@@ -74,8 +74,7 @@ def signature(image: sitk.Image, spacing: float) -> np.ndarray:
     normalised = normalize_ct(raw) if hu else normalize_mr(raw)
     foreground = _solid(normalised > 0.05, work)
     values = raw[foreground]
-    rank = np.zeros(raw.shape)
-    rank[foreground] = _ranks(values)
+    rank = foreground_rank(raw, foreground)
     depth = np.clip(_distance(foreground, work, inside=True), 0, None)
     spacing_kji = work.GetSpacing()[::-1]
     # depth shells
@@ -122,11 +121,6 @@ def _like(array, reference):
 def _solid(mask, reference):
     largest = sitk.RelabelComponent(sitk.ConnectedComponent(_like(mask.astype(np.uint8), reference)), True) == 1
     return sitk.GetArrayFromImage(sitk.BinaryFillhole(largest)).astype(bool)
-
-
-def _ranks(values):
-    distinct, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    return ((np.cumsum(counts) - (counts - 1) / 2.0 - 0.5) / values.size)[inverse.ravel()]
 
 
 def _distance(mask, reference, inside):
