@@ -12,8 +12,8 @@ increasing intensity map) and distances in mm, on a bin-averaged copy:
 - depth, thinness and local contrast of the brightest 0.5%, 2% and 20% (vessels, enhancement);
 - histogram tail shape; Hounsfield air and bone fraction (CT).
 
-A multinomial logistic regression (L2, class-balanced, outlier exposure on synthetic OOD
-volumes as in `dlreg.modality.training`) is cross-validated leave-one-subject-out on the same
+A multinomial logistic regression (L2, with `dlreg.modality.training`'s class-balanced
+outlier-exposure loss on synthetic OOD volumes) is cross-validated leave-one-subject-out on the same
 volumes and augmentations as the DCNN (`make_samples`' seeds: sample k of volume v is
 `augment(image, default_rng([seed, v, k]))`), then averaged with the DCNN's out-of-fold
 log-probabilities (equal weights, fixed in advance). Each model's temperature, and the
@@ -53,6 +53,8 @@ from dlreg.modality.classes import CLASSES, CT  # noqa: E402
 from dlreg.modality.data import load_volumes  # noqa: E402
 from dlreg.modality.gates import sanity_reason  # noqa: E402
 from dlreg.modality.preprocess import canonical_input, foreground_rank  # noqa: E402
+from dlreg.modality.samples import OOD_LABEL  # noqa: E402
+from dlreg.modality.training import class_weights, outlier_exposure_loss  # noqa: E402
 from dlreg.rigid3d.preprocess import detect_modality, shrink_to_working  # noqa: E402
 from dlreg.sampledata import sample_path  # noqa: E402
 
@@ -61,7 +63,6 @@ RANK_BANDS = (0.0, 0.15, 0.4, 0.6, 0.85, 1.0001)
 SEED_DISTANCES = (0.0, 2.0, 4.0, 6.0, 9.0, 15.0, np.inf)
 SEED_FRACTION = 0.12
 TOP_FRACTIONS = (0.005, 0.02, 0.2)
-OE_WEIGHT = 0.5
 L2 = 0.01
 
 
@@ -197,21 +198,15 @@ def fit(x: np.ndarray, y: np.ndarray, ood: np.ndarray):
     """Multinomial logistic regression; returns a function features -> logits."""
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = torch.tensor((np.vstack([x, ood]) - mean) / scale)
-    labels = torch.tensor(np.r_[y, np.full(len(ood), -1)])
-    known = labels >= 0
-    counts = np.bincount(y, minlength=len(CLASSES))
-    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(CLASSES), 0.0))
+    labels = torch.tensor(np.r_[y, np.full(len(ood), OOD_LABEL)])
+    weight = torch.tensor(class_weights(y))
     w = torch.zeros(x.shape[1], len(CLASSES), dtype=torch.float64, requires_grad=True)
     b = torch.zeros(len(CLASSES), dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
 
     def closure():
         optimiser.zero_grad()
-        log_p = torch.log_softmax(z @ w + b, 1)
-        target = labels.clamp(min=0)
-        per_sample = torch.where(known, -weight[target] * log_p.gather(1, target[:, None])[:, 0],
-                                 -OE_WEIGHT * log_p.mean(1))
-        loss = per_sample.mean() + L2 * (w ** 2).sum()
+        loss = outlier_exposure_loss(z @ w + b, labels, weight) + L2 * (w ** 2).sum()
         loss.backward()
         return loss
 
@@ -238,7 +233,7 @@ def dcnn_cv(path: Path, data: str) -> dict:
     """The DCNN's LOSO output of the shipped recipe (computed and saved if `path` is missing)."""
     if not path.is_file():
         from dlreg.modality.samples import make_samples
-        from dlreg.modality.training import OOD_LABEL, cross_validate
+        from dlreg.modality.training import cross_validate
         samples = make_samples(load_volumes(data), per_volume=16, n_ood=80, seed=0)
         cv = cross_validate(samples, epochs=20, batch=8, lr=0.002, seed=0, device="cpu")
         known = samples.y != OOD_LABEL

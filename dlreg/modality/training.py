@@ -61,10 +61,7 @@ def fit_network(samples: SampleSet, *, epochs: int = 12, batch: int = 8, lr: flo
     torch.manual_seed(seed)
     dev = resolve_device(device)
     net = ModalityNet(grid_size=samples.x.shape[-1], in_channels=samples.x.shape[1]).to(dev)
-    known = samples.y[samples.y != OOD_LABEL]
-    counts = np.bincount(known, minlength=len(CLASSES)).astype(float)
-    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(CLASSES), 0.0),
-                          dtype=torch.float32, device=dev)
+    weight = torch.tensor(class_weights(samples.y), dtype=torch.float32, device=dev)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     drop_at = max(1, (2 * epochs) // 3)
     rng = np.random.default_rng(seed)
@@ -80,7 +77,7 @@ def fit_network(samples: SampleSet, *, epochs: int = 12, batch: int = 8, lr: flo
             x = torch.from_numpy(_flip(samples.x[idx].astype(np.float32), rng)).to(dev)
             y = torch.from_numpy(samples.y[idx]).to(dev)
             logits = net(x)
-            loss = _loss(logits, y, weight)
+            loss = outlier_exposure_loss(logits, y, weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -192,7 +189,13 @@ def _loso_limit(metrics: dict | None) -> list[str]:
             "T1/T1C/FLAIR, by eye."]
 
 
-def _loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Balanced weights of the known classes (total / count / n_classes; 0 for an absent class)."""
+    counts = np.bincount(labels[labels != OOD_LABEL], minlength=len(CLASSES)).astype(float)
+    return np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(CLASSES), 0.0)
+
+
+def outlier_exposure_loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of per-sample losses: class-weighted cross-entropy for known
     samples, OE_WEIGHT x cross-entropy to the uniform distribution for OOD ones."""
     known = y != OOD_LABEL
