@@ -8,14 +8,15 @@ import SimpleITK as sitk
 
 from dlreg.errors import DLRegError, InputImageError
 from dlreg.imaging.io import read_image
-from dlreg.modality.calibration import choose_threshold, fit_temperature, softmax
+from dlreg.modality.calibration import softmax
+from dlreg.training.modality.calibration import choose_threshold, fit_temperature
 from dlreg.modality.classes import CLASSES
-from dlreg.modality.evaluation import class_metrics, confusion_matrix
+from dlreg.training.modality.evaluation import class_metrics, confusion_matrix
 from dlreg.modality.gates import sanity_reason
 from dlreg.modality.ordering import order_results
 from dlreg.modality.result import ModalityResult
 from dlreg.modality.preprocess import CHANNELS, GRID_SIZE, canonical_input
-from dlreg.modality.synthetic import pseudo_ct_from_tissue, pseudo_mr_from_t1
+from dlreg.training.modality.synthetic import pseudo_ct_from_tissue, pseudo_mr_from_t1
 from dlreg.sampledata import sample_path
 
 

@@ -11,8 +11,8 @@ import pytest
 import slicer
 
 from dlreg.imaging.io import read_image
-from dlreg.modality.synthetic import pseudo_ct_from_tissue
-from dlreg.mrml.modality import ATTRIBUTE, classify_node, order_fixed_moving, write_results_table
+from dlreg.training.modality.synthetic import pseudo_ct_from_tissue
+from dlreg.mrml.modality import ATTRIBUTE, classify_node, order_nodes, write_results_table
 from dlreg.mrml.volumes import volume_node_from_image
 from dlreg.sampledata import sample_path
 
@@ -50,9 +50,9 @@ def test_dicom_attributes_of_node_and_subject_hierarchy(nodes):
 
 def test_ct_mr_pair_ordered_t1_fixed(nodes):
     scene, t1, ct = nodes
-    fixed, moving, details = order_fixed_moving(ct, t1)
+    fixed, moving, details = order_nodes(ct, t1)
     assert (fixed.GetID(), moving.GetID()) == (t1.GetID(), ct.GetID())
-    fixed, moving, _ = order_fixed_moving(t1, ct, prefer_fixed="CT")
+    fixed, moving, _ = order_nodes(t1, ct, prefer_fixed="CT")
     assert (fixed.GetID(), moving.GetID()) == (ct.GetID(), t1.GetID())
     assert t1.GetAttribute(ATTRIBUTE) is None
 

@@ -20,9 +20,9 @@ from dlreg.imaging.io import read_image
 from dlreg.modality.classes import CLASSES
 from dlreg.modality.classifier import BUNDLED
 from dlreg.modality.cli import add_commands
-from dlreg.modality.ordering import order_fixed_moving
+from dlreg.modality.ordering import order_images
 from dlreg.modality.pipeline import classify_image
-from dlreg.modality.synthetic import pseudo_ct_from_tissue
+from dlreg.training.modality.synthetic import pseudo_ct_from_tissue
 from dlreg.sampledata import sample_path
 from dlreg.weights import bundled_path
 
@@ -86,7 +86,7 @@ def test_dicom_disagreement_is_flagged(mni_t1):
 
 
 def test_order_ct_and_t1(synthetic_ct, mni_t1):
-    fixed, moving, details = order_fixed_moving(synthetic_ct, mni_t1)
+    fixed, moving, details = order_images(synthetic_ct, mni_t1)
     assert (fixed, moving) == (1, 0)
     assert details["labels"] == ["CT", "MR-T1"]
 

@@ -317,13 +317,16 @@ def test_module_cmake_lists_every_file(module):
 def test_dlreg_cmake_lists_every_file():
     text = (ROOT / "dlreg" / "CMakeLists.txt").read_text(encoding="utf-8")
     scripts, resources = set(cmake_list(text, "DLREG_PYTHON_SCRIPTS")), set(cmake_list(text, "DLREG_PYTHON_RESOURCES"))
-    assert scripts == {f"dlreg/{p}" for p in files_under(ROOT / "dlreg", "*.py")}, \
+    training = set(cmake_list(text, "DLREG_TRAINING_SCRIPTS"))
+    every = {f"dlreg/{p}" for p in files_under(ROOT / "dlreg", "*.py")}
+    assert scripts | training == every and not scripts & training, \
         "dlreg/CMakeLists.txt is stale: run python Utilities/update_cmake_file_lists.py"
+    assert training == {p for p in every if p.startswith("dlreg/training/")}, "training is installed apart"
     models = {f"dlreg/models/{p.name}" for p in (ROOT / "dlreg" / "models").glob("*")
               if p.suffix in (".pt", ".npz", ".json")}
-    samples = {f"Resources/SampleData/{p.name}" for p in (ROOT / "Resources" / "SampleData").glob("*.nrrd")}
+    samples = {f"dlreg/sampledata/{p.name}" for p in (ROOT / "dlreg" / "sampledata").glob("*.nrrd")}
     assert models | samples <= resources, f"not installed: {sorted(models | samples - resources)}"
-    assert all((ROOT / item).is_file() for item in scripts | resources), "a listed file is missing"
+    assert all((ROOT / item).is_file() for item in scripts | training | resources), "a listed file is missing"
     assert load_update_script().generate() == text, "run python Utilities/update_cmake_file_lists.py"
     for argument in ("SOURCE_DIR ${PROJECT_SOURCE_DIR}", "NO_INSTALL_SUBDIR",
                      "DESTINATION_DIR ${CMAKE_BINARY_DIR}/${Slicer_QTSCRIPTEDMODULES_LIB_DIR}",

@@ -11,8 +11,8 @@ import torch
 from dlreg.errors import WeightsError
 from dlreg.imaging.geometry import apply_matrix
 from dlreg.imaging.io import read_image
-from dlreg.rigid3d.augmentation import random_rigid
-from dlreg.rigid3d.keypoint_training import train_from_folder
+from dlreg.imaging.rigid import random_rigid
+from dlreg.training.rigid.keypoints import train_from_folder
 from dlreg.rigid3d.keypoints import kabsch
 from dlreg.rigid3d.model import load_model
 from dlreg.rigid3d.pipeline import register_images
@@ -40,7 +40,7 @@ def tiny_keypoint_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("keypoints")
     data = bundled_training_folder(root)
     steps = []
-    weights = train_from_folder(data, root / "out", steps=4, batch=2, device="cpu", seed=0,
+    weights = train_from_folder(data, root / "out", steps=4, batch_size=2, device="cpu", seed=0,
                                 progress=lambda f, m: steps.append((f, m)))
     return weights, root, steps
 
@@ -54,7 +54,7 @@ def test_tiny_keypoint_training_writes_weights_card_and_resumes(tiny_keypoint_ru
     assert steps[-1][0] == 1.0
     model = load_model(weights, estimator="keypoints")
     assert model.iterations == 3
-    again = train_from_folder(root / "data", root / "out", steps=4, batch=2, device="cpu", seed=0)
+    again = train_from_folder(root / "data", root / "out", steps=4, batch_size=2, device="cpu", seed=0)
     assert json.loads(again.with_suffix(".json").read_text())["history"] == card["history"]
 
 
@@ -62,7 +62,7 @@ def test_keypoint_checkpoint_and_weights_errors_are_clear(tiny_keypoint_run, tmp
     weights, root, _ = tiny_keypoint_run
     out = corrupted_checkpoint(tmp_path / "out", "keypoint_checkpoint.pt")
     with pytest.raises(WeightsError, match="corrupted"):
-        train_from_folder(root / "data", out, steps=2, batch=2, device="cpu")
+        train_from_folder(root / "data", out, steps=2, batch_size=2, device="cpu")
     with pytest.raises(WeightsError, match="not a dlreg 3D rigid 'ann' model"):
         load_model(weights, estimator="ann")
     with pytest.raises(WeightsError, match="unknown rigid estimator"):

@@ -15,10 +15,10 @@ from dlreg.imaging.geometry import apply_matrix
 from dlreg.imaging.io import read_image
 from dlreg.imaging.transforms import read_transform
 from dlreg.rigid3d import cli as rigid_cli
-from dlreg.rigid3d.augmentation import random_rigid
+from dlreg.imaging.rigid import random_rigid
 from dlreg.rigid3d.pipeline import register_images
 from dlreg.rigid3d.preprocess import image_box_corners, prepare
-from dlreg.rigid3d.training import train_from_folder
+from dlreg.training.rigid.dcnn_ann import train_from_folder
 from dlreg.sampledata import sample_path
 from test_rigid3d_parts import bundled_training_folder, corrupted_checkpoint, resampled_move
 

@@ -13,6 +13,7 @@ from dlreg.imaging.io import read_image
 from dlreg.imaging.resample import resample_to
 from dlreg.imaging.slices import in_plane_rigid, slice_axis
 from dlreg.mrml.volumes import volume_node_from_image
+from dlreg.mrml.display import show_overlay
 from dlreg.mrml.zeroshot import register_nodes
 from dlreg.sampledata import sample_path
 
@@ -64,7 +65,10 @@ def test_outputs_and_overlay(mrml, mni):
     heat = slicer.util.arrayFromVolume(out.uncertainty_volume)
     assert np.isfinite(heat).all() and heat.min() >= 0 and heat[SLICE].max() > 0
     assert not heat[SLICE + 1].any()  # only the registered slice has a heatmap
-    for composite in slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode"):
+    composites = slicer.util.getNodesByClass("vtkMRMLSliceCompositeNode")
+    assert composites and all(c.GetForegroundVolumeID() is None for c in composites)  # views untouched
+    show_overlay(fixed, out.uncertainty_volume, opacity=0.5)  # showing is a separate, explicit step
+    for composite in composites:
         assert composite.GetBackgroundVolumeID() == fixed.GetID()
         assert composite.GetForegroundVolumeID() == out.uncertainty_volume.GetID()
         assert composite.GetForegroundOpacity() == pytest.approx(0.5)
@@ -86,11 +90,12 @@ def test_slicewise_registration_fills_a_table(mrml):
     t2 = axial_block(read_image(sample_path("stroke_t2_2mm.nrrd")), 60, 10)
     fixed = volume_node_from_image(t1, "T1", scene=mrml.scene)
     moving = volume_node_from_image(t2, "T2", scene=mrml.scene)
-    out = register_nodes(fixed, moving, slice_index="all", n_uncertainty=2, n_bootstrap=3, show=False)
+    out = register_nodes(fixed, moving, slice_index="all", n_uncertainty=2, n_bootstrap=3)
     assert out.transform_node is None
     rows = out.table_node.GetNumberOfRows()
-    assert rows >= 2 and rows + len(out.result.skipped) == 10
-    assert {8, 9} <= set(out.result.skipped) and all(out.result.skipped.values())  # slices 68, 69
+    skipped = out.registration.skipped
+    assert rows >= 2 and rows + len(skipped) == 10
+    assert {8, 9} <= set(skipped) and all(skipped.values())  # slices 68, 69
     assert "one transform per slice" in out.summary_text()
 
 

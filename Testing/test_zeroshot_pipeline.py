@@ -11,10 +11,11 @@ import SimpleITK as sitk
 import torch
 
 from dlreg.errors import InputImageError, MismatchedInputsError
+from dlreg.sampledata import SAMPLE_DATA_DIR
 from dlreg.zeroshot import register_arrays
 from dlreg.zeroshot.warping import warp
 
-SAMPLE = Path(__file__).resolve().parents[1] / "Resources" / "SampleData"
+SAMPLE = SAMPLE_DATA_DIR
 
 
 def load(name: str) -> np.ndarray:
@@ -100,17 +101,32 @@ def test_no_overlap_is_an_error(pair):
         register_arrays(fixed, moving, n_uncertainty=0)
 
 
-def test_cli_register2d_and_train(tmp_path):
+def test_cli_register2d_and_train(tmp_path, capsys):
     from dlreg.cli import main
 
     out = tmp_path / "t.tfm"
     code = main(["register2d", str(SAMPLE / "stroke_t1_axial.png"), str(SAMPLE / "stroke_t2_axial.png"),
-                 "--output-transform", str(out), "--uncertainty", str(tmp_path / "u.nii.gz"),
+                 "--output-transform", str(out), "--output-uncertainty", str(tmp_path / "u.nii.gz"),
                  "--output-image", str(tmp_path / "r.nii.gz"), "--n-uncertainty", "3"])
     assert code == 0 and out.is_file() and (tmp_path / "u.nii.gz").is_file()
-    code = main(["train-affine-mlp", "--steps", "5", "--batch", "16", "--out", str(tmp_path / "m.pt")])
+    code = main(["train-affine-mlp", "--steps", "5", "--batch-size", "16", "--output", str(tmp_path / "m.pt")])
     card = json.loads((tmp_path / "m.json").read_text())
     assert code == 0 and card["file"] == "m.pt" and len(card["sha256"]) == 64
+    assert "deprecated" not in capsys.readouterr().err
+
+
+def test_old_cli_spellings_still_work_with_a_deprecation_message(tmp_path, capsys):
+    from dlreg.cli import main
+
+    code = main(["register2d", str(SAMPLE / "stroke_t1_axial.png"), str(SAMPLE / "stroke_t2_axial.png"),
+                 "--output-transform", str(tmp_path / "t.tfm"), "--uncertainty", str(tmp_path / "u.nii.gz"),
+                 "--n-uncertainty", "2"])
+    assert code == 0 and (tmp_path / "u.nii.gz").is_file()
+    assert "--uncertainty is deprecated" in capsys.readouterr().err
+    code = main(["train-affine-mlp", "--steps", "3", "--batch", "8", "--out", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err
+    assert code == 0 and (tmp_path / "m.pt").is_file()
+    assert "--batch is deprecated" in err and "--out is deprecated" in err
 
 
 def test_cli_refuses_a_volume_without_slice(tmp_path, capsys):

@@ -1,27 +1,30 @@
 """Train the bundled keypoint model of dlreg.rigid3d (`dlreg/models/rigid3d_keypoints.pt`).
 
-Groups (co-registered volumes of one subject) come from `dlreg.modality.data.load_volumes`:
+Groups (co-registered volumes of one subject) come from `benchmarks/devdata.load_volumes`:
 the real contrasts of the shared subjects, the MNI sample, Colin27 and the InVesalius head
 CT where installed, each T1 with its painted pseudo-CT, pseudo-T2 and pseudo-FLAIR.
 tcga_du_7294 is held out for validation (never trained on). One thread, CPU:
 
     OMP_NUM_THREADS=1 .venv/bin/python Utilities/train_rigid_keypoints.py --data ../shared/data \
-        --out /tmp/kp --steps 1500
+        --output /tmp/kp --steps 1500
     cp /tmp/kp/rigid3d_keypoints.* dlreg/models/
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import SimpleITK as sitk
 import torch
 
-from dlreg.modality.data import load_volumes
 from dlreg.progress import log_progress
-from dlreg.rigid3d.keypoint_training import JITTER, MOTION, prepare_groups, save_with_card, train_keypoints
+from dlreg.training.rigid.keypoints import JITTER, MOTION, prepare_groups, save_with_card, train_keypoints
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from devdata import DEFAULT_DATA, load_volumes  # noqa: E402
 
 VALIDATION = "tcga_du_7294"
 LIMITS = [
@@ -38,8 +41,8 @@ LIMITS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--output", required=True)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -53,9 +56,9 @@ def main() -> None:
     prepared = prepare_groups(groups)
     train = [g for g in prepared if g.name != VALIDATION]
     val = [g for g in prepared if g.name == VALIDATION]
-    model, history = train_keypoints(train, val, args.out, steps=args.steps, seed=args.seed, device="cpu",
+    model, history = train_keypoints(train, val, args.output, steps=args.steps, seed=args.seed, device="cpu",
                                      progress=log_progress)
-    weights = save_with_card(model, Path(args.out) / "rigid3d_keypoints.pt", history, {
+    weights = save_with_card(model, Path(args.output) / "rigid3d_keypoints.pt", history, {
         "license": "MIT (weights trained by this project)",
         "training_groups": {g.name: names[g.name] for g in train},
         "validation_groups": {g.name: names[g.name] for g in val},

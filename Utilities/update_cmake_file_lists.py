@@ -18,7 +18,8 @@ from typing import Sequence
 ROOT = Path(__file__).resolve().parents[1]
 CMAKE_FILE = Path("dlreg") / "CMakeLists.txt"
 MODEL_SUFFIXES = (".pt", ".npz", ".json")  # as pyproject.toml's package data
-NOT_SAMPLE_DATA = (".py", ".pyc")  # the folder's regeneration script is not shipped
+SAMPLE_SUFFIXES = (".nrrd", ".png", ".json", ".md")  # the sample images with their notes
+TRAINING = Path("dlreg") / "training"  # installed apart from inference (SlicerDLReg_INSTALL_TRAINING)
 
 
 def _plain_files(folder: Path) -> list[Path]:
@@ -36,16 +37,24 @@ def _relative(root: Path, paths: list[Path]) -> list[str]:
     return names
 
 
+def _python_files(root: Path) -> list[Path]:
+    return [p for p in (root / "dlreg").rglob("*.py") if "__pycache__" not in p.parts]
+
+
 def scripts(root: Path = ROOT) -> list[str]:
-    """Every Python file of the dlreg package, relative to the repository root."""
-    found = [p for p in (root / "dlreg").rglob("*.py") if "__pycache__" not in p.parts]
-    return _relative(root, found)
+    """The Python files of inference: the dlreg package without dlreg/training."""
+    return _relative(root, [p for p in _python_files(root) if (root / TRAINING) not in p.parents])
+
+
+def training_scripts(root: Path = ROOT) -> list[str]:
+    """The Python files of dlreg/training (what the modules' training sections need)."""
+    return _relative(root, [p for p in _python_files(root) if (root / TRAINING) in p.parents])
 
 
 def resources(root: Path = ROOT) -> list[str]:
-    """Bundled model files and the sample data with its licence notes (no scripts)."""
+    """Bundled model files and the sample data with its licence notes."""
     models = [p for p in _plain_files(root / "dlreg" / "models") if p.suffix in MODEL_SUFFIXES]
-    samples = [p for p in _plain_files(root / "Resources" / "SampleData") if p.suffix not in NOT_SAMPLE_DATA]
+    samples = [p for p in _plain_files(root / "dlreg" / "sampledata") if p.suffix in SAMPLE_SUFFIXES]
     return _relative(root, models + samples)
 
 
@@ -61,9 +70,11 @@ def render(text: str, name: str, entries: Sequence[str]) -> str:
 
 
 def generate(root: Path = ROOT) -> str:
-    """The CMakeLists text with both lists brought up to date with the files on disk."""
+    """The CMakeLists text with every list brought up to date with the files on disk."""
     text = (root / CMAKE_FILE).read_text(encoding="utf-8")
-    return render(render(text, "SCRIPTS", scripts(root)), "RESOURCES", resources(root))
+    text = render(text, "SCRIPTS", scripts(root))
+    text = render(text, "TRAINING SCRIPTS", training_scripts(root))
+    return render(text, "RESOURCES", resources(root))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

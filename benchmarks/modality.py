@@ -35,10 +35,10 @@ from dlreg.errors import DLRegError  # noqa: E402
 from dlreg.imaging.io import read_image  # noqa: E402
 from dlreg.modality.classes import CLASSES  # noqa: E402
 from dlreg.modality.classifier import BUNDLED  # noqa: E402
-from dlreg.modality.data import load_volumes  # noqa: E402
 from dlreg.modality.pipeline import classify_image  # noqa: E402
 from dlreg.sampledata import sample_path  # noqa: E402
 from dlreg.weights import model_card  # noqa: E402
+from devdata import DEFAULT_DATA, load_volumes  # noqa: E402
 
 
 def resampled(image: sitk.Image, spacing) -> sitk.Image:
@@ -107,13 +107,13 @@ def loso_metrics(args, volumes) -> dict:
     card = model_card(BUNDLED)
     if not args.loso:
         return {"source": "model card (out-of-fold predictions of train-modality)", **card["loso_metrics"]}
-    from dlreg.modality.samples import make_samples
-    from dlreg.modality.training import cross_validate, loso_report
+    from dlreg.training.modality.samples import make_samples
+    from dlreg.training.modality.train import cross_validate, loso_report
 
     recipe = card["recipe"]
     samples = make_samples(volumes, per_volume=recipe["per_volume"], n_ood=recipe["n_ood"],
                            seed=recipe["seed"])
-    cv = cross_validate(samples, epochs=recipe["epochs"], batch=recipe["batch"], lr=recipe["lr"],
+    cv = cross_validate(samples, epochs=recipe["epochs"], batch=recipe.get("batch_size", recipe.get("batch")), lr=recipe["lr"],
                         seed=recipe["seed"], device="auto")
     return {"source": "re-run here", **loso_report(samples, cv, card["temperature"], card["threshold"])}
 
@@ -152,7 +152,7 @@ def markdown(report: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--picture", default=None, help="a 2D photograph for the stacked-picture OOD case")
     parser.add_argument("--loso", action="store_true", help="re-run leave-one-subject-out CV (slow)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))

@@ -12,8 +12,8 @@ increasing intensity map) and distances in mm, on a bin-averaged copy:
 - depth, thinness and local contrast of the brightest 0.5%, 2% and 20% (vessels, enhancement);
 - histogram tail shape; Hounsfield air and bone fraction (CT).
 
-A multinomial logistic regression (L2, with `dlreg.modality.training`'s class-balanced
-outlier-exposure loss on synthetic OOD volumes) is cross-validated leave-one-subject-out on the same
+A multinomial logistic regression (L2, with `dlreg.training.modality.losses`' open-set
+loss on synthetic OOD volumes) is cross-validated leave-one-subject-out on the same
 volumes and augmentations as the DCNN (`make_samples`' seeds: sample k of volume v is
 `augment(image, default_rng([seed, v, k]))`), then averaged with the DCNN's out-of-fold
 log-probabilities (equal weights, fixed in advance). Each model's temperature, and the
@@ -47,16 +47,16 @@ sys.path.insert(0, str(REPO))
 from dlreg.errors import InputImageError  # noqa: E402
 from dlreg.imaging.intensity import normalize_ct, normalize_mr  # noqa: E402
 from dlreg.imaging.io import read_image  # noqa: E402
-from dlreg.modality.augment import augment, ood_volume  # noqa: E402
-from dlreg.modality.calibration import choose_threshold, fit_temperature, softmax  # noqa: E402
+from dlreg.modality.calibration import softmax  # noqa: E402
 from dlreg.modality.classes import CLASSES, CT  # noqa: E402
-from dlreg.modality.data import load_volumes  # noqa: E402
 from dlreg.modality.gates import sanity_reason  # noqa: E402
 from dlreg.modality.preprocess import canonical_input, foreground_rank  # noqa: E402
-from dlreg.modality.samples import OOD_LABEL  # noqa: E402
-from dlreg.modality.training import class_weights, outlier_exposure_loss  # noqa: E402
 from dlreg.rigid3d.preprocess import detect_modality, shrink_to_working  # noqa: E402
 from dlreg.sampledata import sample_path  # noqa: E402
+from dlreg.training.modality.augment import augment, ood_volume  # noqa: E402
+from dlreg.training.modality.calibration import choose_threshold, fit_temperature  # noqa: E402
+from dlreg.training.modality.losses import OOD_LABEL, OpenSetLoss  # noqa: E402
+from devdata import DEFAULT_DATA, load_volumes  # noqa: E402
 
 DEPTH_SHELLS = (0.0, 3.0, 6.0, 9.0, 12.0, 16.0, 22.0, 30.0, np.inf)
 RANK_BANDS = (0.0, 0.15, 0.4, 0.6, 0.85, 1.0001)
@@ -199,14 +199,14 @@ def fit(x: np.ndarray, y: np.ndarray, ood: np.ndarray):
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = torch.tensor((np.vstack([x, ood]) - mean) / scale)
     labels = torch.tensor(np.r_[y, np.full(len(ood), OOD_LABEL)])
-    weight = torch.tensor(class_weights(y))
+    open_set_loss = OpenSetLoss(y, dtype=torch.float64)
     w = torch.zeros(x.shape[1], len(CLASSES), dtype=torch.float64, requires_grad=True)
     b = torch.zeros(len(CLASSES), dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
 
     def closure():
         optimiser.zero_grad()
-        loss = outlier_exposure_loss(z @ w + b, labels, weight) + L2 * (w ** 2).sum()
+        loss = open_set_loss(z @ w + b, labels) + L2 * (w ** 2).sum()
         loss.backward()
         return loss
 
@@ -232,8 +232,8 @@ def loso(s: dict) -> dict:
 def dcnn_cv(path: Path, data: str) -> dict:
     """The DCNN's LOSO output of the shipped recipe (computed and saved if `path` is missing)."""
     if not path.is_file():
-        from dlreg.modality.samples import make_samples
-        from dlreg.modality.training import cross_validate
+        from dlreg.training.modality.samples import make_samples
+        from dlreg.training.modality.train import cross_validate
         samples = make_samples(load_volumes(data), per_volume=16, n_ood=80, seed=0)
         cv = cross_validate(samples, epochs=20, batch=8, lr=0.002, seed=0, device="cpu")
         known = samples.y != OOD_LABEL
@@ -277,7 +277,7 @@ def evaluate(label: str, logits: np.ndarray, ood_logits: np.ndarray, s: dict) ->
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--spacing", type=float, default=1.5)
     parser.add_argument("--per-volume", type=int, default=8)
     parser.add_argument("--ood", type=int, default=60)

@@ -38,11 +38,11 @@ import torch
 
 from dlreg.imaging.geometry import apply_matrix, image_corners, rigid_to_matrix
 from dlreg.imaging.io import read_image
-from dlreg.modality.data import INVESALIUS_CT, read_invesalius
-from dlreg.rigid3d.augmentation import move_image, random_rigid, rotation_angle_deg
+from dlreg.imaging.rigid import move_image, random_rigid, rotation_angle_deg
 from dlreg.rigid3d.pipeline import RigidResult, register_images
 from dlreg.rigid3d.preprocess import CT_AIR_HU, Prepared, image_box_corners, prepare
 from dlreg.rigid3d.refine import refine_rigid
+from devdata import INVESALIUS_CT, read_invesalius
 
 CT_SUBJECT, CT_NAME = "cranium_ct", "Cranium.inv3"  # read from INVESALIUS_CT, not from --data
 SUBJECTS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import logging
 import sys
@@ -16,13 +17,15 @@ from typing import Sequence
 
 from dlreg.errors import DLRegError
 
-# Modules that add sub-commands, in the order `--help` lists them.
+# Modules that add sub-commands, in the order `--help` lists them. The training commands
+# are present where `dlreg.training` is installed (not in Slicer's inference-only install).
 COMMAND_MODULES = (
     "dlreg.commands",
     "dlreg.zeroshot.cli",
     "dlreg.rigid3d.cli",
     "dlreg.modality.cli",
 )
+OPTIONAL_COMMAND_MODULES = ("dlreg.training.cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(subparsers)
+    for name in OPTIONAL_COMMAND_MODULES:
+        if importlib.util.find_spec(name.rsplit(".", 1)[0]) is not None:
+            importlib.import_module(name).add_commands(subparsers)
     return parser
 
 

@@ -1,17 +1,13 @@
-"""Calibrated confidence and open-set rejection.
+"""Calibrated confidence: the softmax of temperature-scaled logits.
 
-Temperature scaling (one scalar T dividing the logits, fitted by minimising the
-negative log-likelihood of held-out predictions) makes the softmax's maximum a
-usable confidence; a volume whose calibrated confidence is below the threshold is
-answered "unknown" instead of being forced into a class.
+A model's temperature (fitted in `dlreg.training.modality.calibration`) makes the softmax's
+maximum a usable confidence; a volume whose calibrated confidence is below the model's
+threshold is answered "unknown" instead of being forced into a class.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-DEFAULT_THRESHOLD = 0.6
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -20,32 +16,3 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, steps: int = 200) -> float:
-    """Temperature minimising the NLL of held-out (logits, labels); in [0.05, 20]."""
-    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=steps)
-
-    def closure():
-        optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(z / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    return float(np.clip(np.exp(log_t.item()), 0.05, 20.0))
-
-
-def choose_threshold(confidence_known: np.ndarray, confidence_ood: np.ndarray | None = None,
-                     keep: float = 0.99, floor: float = DEFAULT_THRESHOLD) -> float:
-    """Just above every OOD confidence, but never so high that fewer than `keep` of the
-    known-class confidences pass, and never below `floor`."""
-    known = np.asarray(confidence_known, float)
-    ood = np.asarray(confidence_ood if confidence_ood is not None else [], float)
-    if not ood.size:
-        return floor
-    upper = float(np.quantile(known, 1.0 - keep)) if known.size else 1.0
-    return float(min(max(floor, min(float(ood.max()) + 1e-3, upper)), 0.99))

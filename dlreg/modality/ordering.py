@@ -8,13 +8,15 @@ too, the input order stands and `details["ambiguous"]` says so.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Mapping
 
 import SimpleITK as sitk
 
 from dlreg.modality.classes import CT, MR_FLAIR, MR_T1, MR_T1C, MR_T2, UNKNOWN, check_class
+from dlreg.modality.options import ModalityOptions
 from dlreg.modality.pipeline import classify_image
 from dlreg.modality.result import ModalityResult
+from dlreg.options import resolve
 
 RANKING = (MR_T1, MR_T1C, MR_T2, MR_FLAIR, CT)
 MARGIN = 0.05
@@ -47,10 +49,14 @@ def order_results(result_a: ModalityResult, result_b: ModalityResult,
     return fixed, 1 - fixed, details
 
 
-def order_fixed_moving(image_a: sitk.Image, image_b: sitk.Image, prefer_fixed: str = MR_T1, *,
-                       weights: str | Path | None = None) -> tuple[int, int, dict]:
-    """Classify two volumes and say which is fixed: (fixed_index, moving_index, details)."""
-    check_class(prefer_fixed)
-    results = [classify_image(img, weights=weights, name=f"image {'ab'[i]}")
-               for i, img in enumerate((image_a, image_b))]
-    return order_results(*results, prefer_fixed=prefer_fixed)
+def order_images(image_a: sitk.Image, image_b: sitk.Image, options: ModalityOptions | None = None, *,
+                 metadata: tuple[Mapping[str, str] | None, Mapping[str, str] | None] = (None, None),
+                 **changes) -> tuple[int, int, dict]:
+    """Classify two volumes and say which is fixed: (fixed_index, moving_index, details).
+
+    `metadata` holds each image's DICOM metadata when known.
+    """
+    opts = resolve(ModalityOptions, options, changes)
+    results = [classify_image(img, opts, dicom_metadata=meta, name=f"image {'ab'[i]}")
+               for i, (img, meta) in enumerate(zip((image_a, image_b), metadata))]
+    return order_results(*results, prefer_fixed=opts.prefer_fixed)

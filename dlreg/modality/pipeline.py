@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -14,21 +13,24 @@ from dlreg.modality.classes import CLASSES, UNKNOWN
 from dlreg.modality.classifier import load_classifier
 from dlreg.modality.dicom import disagrees, label_from_metadata
 from dlreg.modality.gates import sanity_reason
+from dlreg.modality.options import ModalityOptions
 from dlreg.modality.preprocess import canonical_input
 from dlreg.modality.result import ModalityResult
+from dlreg.options import resolve
 
 
-def classify_image(image: sitk.Image, *, weights: str | Path | None = None,
-                   dicom_metadata: Mapping[str, str] | None = None, device: str = "cpu",
-                   name: str = "image") -> ModalityResult:
+def classify_image(image: sitk.Image, options: ModalityOptions | None = None, *,
+                   dicom_metadata: Mapping[str, str] | None = None, name: str = "image",
+                   **changes) -> ModalityResult:
     """Classify a volume from its voxels; DICOM metadata is only reported and compared.
 
     Refuses (InputImageError) blank, non-finite, 2D or too-thin inputs; answers
     "unknown" (with `reason`) for inputs that fail a sanity gate or whose calibrated
     confidence is below the model's threshold.
     """
+    opts = resolve(ModalityOptions, options, changes)
     start = time.perf_counter()
-    model = load_classifier(weights, device)
+    model = load_classifier(opts.weights, opts.device)
     prepared = canonical_input(image, name, model.grid_size, model.grid_spacing)
     reason = sanity_reason(prepared.working)
     if reason:

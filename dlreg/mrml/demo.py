@@ -31,6 +31,7 @@ from dlreg.mrml.transforms import resampled_volume_node
 from dlreg.mrml.volumes import volume_node_from_image
 from dlreg.mrml.zeroshot import register_nodes
 from dlreg.sampledata import sample_path
+from dlreg.zeroshot.options import ZeroShotOptions
 
 FIXED_FILE = "stroke_t1_2mm.nrrd"
 MOVING_FILE = "stroke_t2_2mm.nrrd"
@@ -61,8 +62,9 @@ def _run_in_scene(context, fixed_image: sitk.Image, moving_image: sitk.Image, ou
     truth = in_plane_rigid(fixed_image, "axial", k, **MISALIGNMENT)
     misaligned = volume_node_from_image(resample_to(moving_image, fixed_image, np.linalg.inv(truth)),
                                         "stroke T2 misaligned", scene=context.scene)
-    result = register_nodes(fixed, misaligned, slice_axis="axial", slice_index=k, seed=0)
-    error_mm = _error_at_brain_voxels(fixed_image, k, result.result.single.matrix, truth)
+    result = register_nodes(fixed, misaligned, ZeroShotOptions(plane="axial", seed=0), slice_index=k)
+    single = result.registration.single
+    error_mm = _error_at_brain_voxels(fixed_image, k, single.matrix, truth)
 
     red = context.slice_logics["Red"]
     red.GetSliceNode().RotateToVolumePlane(fixed)
@@ -76,7 +78,7 @@ def _run_in_scene(context, fixed_image: sitk.Image, moving_image: sitk.Image, ou
     panels.append(slice_view_rgba(red, through_ras=centre))
     picture = output / "zeroshot_before_after_uncertainty.png"
     write_png(np.concatenate(panels, axis=1), picture)
-    core = result.result.single.result
+    core = single.in_plane
     return {
         "identity_check": identity,
         "zeroshot": {

@@ -8,7 +8,6 @@ description, so the name stands in for SeriesDescription.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable, Mapping
 
 import slicer
@@ -16,10 +15,12 @@ import vtk
 
 from dlreg.modality.classes import CLASSES
 from dlreg.modality.dicom import metadata_from_attributes
+from dlreg.modality.options import ModalityOptions
 from dlreg.modality.ordering import order_results
 from dlreg.modality.pipeline import classify_image
 from dlreg.modality.result import ModalityResult
 from dlreg.mrml.volumes import image_from_volume_node
+from dlreg.options import resolve
 
 ATTRIBUTE = "DLReg.Modality"
 CONFIDENCE_ATTRIBUTE = "DLReg.ModalityConfidence"
@@ -41,23 +42,23 @@ def node_dicom_metadata(node) -> dict[str, str]:
     return metadata
 
 
-def classify_node(node, *, weights: str | Path | None = None, write_attribute: bool = True,
-                  device: str = "cpu") -> ModalityResult:
+def classify_node(node, options: ModalityOptions | None = None, *, write_attribute: bool = True,
+                  **changes) -> ModalityResult:
     """Classify a scalar volume node; optionally store the class as its DLReg.Modality attribute."""
     metadata = node_dicom_metadata(node)
-    result = classify_image(image_from_volume_node(node), weights=weights, dicom_metadata=metadata or None,
-                            device=device, name=f"volume '{node.GetName()}'")
+    result = classify_image(image_from_volume_node(node), options, dicom_metadata=metadata or None,
+                            name=f"volume '{node.GetName()}'", **changes)
     if write_attribute:
         node.SetAttribute(ATTRIBUTE, result.label)
         node.SetAttribute(CONFIDENCE_ATTRIBUTE, f"{result.confidence:.4f}")
     return result
 
 
-def order_fixed_moving(node_a, node_b, prefer_fixed: str = "MR-T1", *,
-                       weights: str | Path | None = None) -> tuple:
+def order_nodes(node_a, node_b, options: ModalityOptions | None = None, **changes) -> tuple:
     """(fixed_node, moving_node, details) for two volume nodes; the nodes are not modified."""
-    results = [classify_node(n, weights=weights, write_attribute=False) for n in (node_a, node_b)]
-    fixed, moving, details = order_results(*results, prefer_fixed=prefer_fixed)
+    opts = resolve(ModalityOptions, options, changes)
+    results = [classify_node(n, opts, write_attribute=False) for n in (node_a, node_b)]
+    fixed, moving, details = order_results(*results, prefer_fixed=opts.prefer_fixed)
     nodes = (node_a, node_b)
     details["names"] = [node_a.GetName(), node_b.GetName()]
     return nodes[fixed], nodes[moving], details

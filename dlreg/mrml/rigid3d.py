@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import vtk
 
-from dlreg.errors import DLRegError, InputImageError
+from dlreg.errors import InputImageError
+from dlreg.mrml.modality import node_dicom_metadata
 from dlreg.mrml.transforms import resampled_volume_node, transform_node_from_matrix
 from dlreg.mrml.volumes import image_from_volume_node
+from dlreg.options import resolve
 from dlreg.progress import ProgressCallback
+from dlreg.rigid3d.options import RigidOptions
 from dlreg.rigid3d.pipeline import RigidResult, register_images
-
-ORDERS = ("manual", "automatic")
 
 
 @dataclass
@@ -29,68 +30,52 @@ class RigidNodeResult:
     transform_node: object
     output_volume: object
     table_node: object
-    result: RigidResult
+    registration: RigidResult
     fixed_node: object
     moving_node: object
-    ordering: dict | None = None  # the modality classifier's details with order="automatic"
 
     def summary_text(self) -> str:
         """A few lines for the module's result box."""
-        payload = self.result.to_json()
+        payload = self.registration.to_json()
         p, u, m = payload["parameters"], payload["uncertainty"], payload["metrics"]
         lines = [f"fixed '{self.fixed_node.GetName()}', moving '{self.moving_node.GetName()}'"
-                 + (" (chosen by the modality classifier)" if self.ordering else ""),
+                 + (" (chosen by the modality classifier)" if self.registration.ordering else ""),
                  f"rotation (deg) {p['rx_deg']:.2f} {p['ry_deg']:.2f} {p['rz_deg']:.2f}, "
                  f"translation (mm) {p['tx_mm']:.2f} {p['ty_mm']:.2f} {p['tz_mm']:.2f}",
                  f"uncertainty {u['rotation_deg']:.2f} deg, {u['corner_mm']:.2f} mm at the head box corners",
                  "  ".join(f"{k} {v:.3f}" for k, v in m.items()),
                  f"{payload['seconds']:.1f} s, pre-alignment {payload['prealignment']}, "
                  f"refinement {'on' if payload['refined'] else 'off'}"]
-        if self.result.low_confidence:
-            lines.append("LOW CONFIDENCE: " + "; ".join(self.result.warnings))
+        if self.registration.low_confidence:
+            lines.append("LOW CONFIDENCE: " + "; ".join(self.registration.warnings))
         return "\n".join(lines)
 
 
-def _order_automatically(node_a, node_b) -> tuple:
-    try:
-        from dlreg.mrml.modality import order_fixed_moving
-    except ImportError as exc:
-        raise DLRegError("automatic fixed/moving ordering needs the modality classifier "
-                         f"(dlreg.mrml.modality), which is not available: {exc}; "
-                         "choose the fixed and moving volumes yourself (order='manual')") from exc
-    return order_fixed_moving(node_a, node_b)
-
-
-def register_nodes(fixed_node, moving_node, *, order: str = "manual", refine: bool = True,
-                   pca_prealign: bool = True, n_uncertainty: int = 8, weights: str | None = None,
-                   estimator: str = "keypoints", device: str = "auto", seed: int = 0,
-                   output_transform=None, output_volume=None,
-                   progress: ProgressCallback | None = None) -> RigidNodeResult:
+def register_nodes(fixed_node, moving_node, options: RigidOptions | None = None, *,
+                   output_transform=None, output_volume=None, progress: ProgressCallback | None = None,
+                   **changes) -> RigidNodeResult:
     """Rigidly register two scalar volume nodes with `dlreg.rigid3d.register_images`.
 
-    With order="automatic" the two nodes are ordered by the modality classifier (MR T1
-    fixed, CT moving, as in the paper); `fixed_node`/`moving_node` are then just the pair.
-    `estimator` is "keypoints" (default) or the paper's "ann"; `weights=None` uses its bundled model.
+    With order "auto" the modality classifier orders the two nodes (MR T1 fixed, CT moving,
+    as in the paper, using the nodes' DICOM attributes when present); `fixed_node` and
+    `moving_node` are then just the pair, and the result names the fixed and moving nodes.
     """
-    if order not in ORDERS:
-        raise DLRegError(f"order must be one of {', '.join(ORDERS)}, not '{order}'")
+    opts = resolve(RigidOptions, options, changes)
     if fixed_node is None or moving_node is None:
         raise InputImageError("two volume nodes are needed")
     if fixed_node is moving_node:
         raise InputImageError("the fixed and moving volumes are the same node")
-    ordering = None
-    if order == "automatic":
-        fixed_node, moving_node, ordering = _order_automatically(fixed_node, moving_node)
-    result = register_images(image_from_volume_node(fixed_node), image_from_volume_node(moving_node),
-                             refine=refine, pca_prealign=pca_prealign, n_uncertainty=n_uncertainty,
-                             weights=weights, estimator=estimator, device=device, seed=seed,
-                             progress=progress)
+    dicom = (node_dicom_metadata(fixed_node), node_dicom_metadata(moving_node))
+    result = register_images(image_from_volume_node(fixed_node), image_from_volume_node(moving_node), opts,
+                             progress=progress, dicom=tuple(d or None for d in dicom))
+    if result.swapped:
+        fixed_node, moving_node = moving_node, fixed_node
     name = f"{moving_node.GetName()} to {fixed_node.GetName()}"
     transform = transform_node_from_matrix(result.matrix, fixed_node, moving_node, name=name,
                                            node=output_transform)
     volume = resampled_volume_node(moving_node, fixed_node, result.matrix, node=output_volume)
     table = _results_table(fixed_node.GetScene(), result, f"{name} rigid registration")
-    return RigidNodeResult(transform, volume, table, result, fixed_node, moving_node, ordering)
+    return RigidNodeResult(transform, volume, table, result, fixed_node, moving_node)
 
 
 def result_rows(result: RigidResult) -> list[tuple[str, str]]:

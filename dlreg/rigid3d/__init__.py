@@ -1,9 +1,15 @@
-"""3D rigid multi-modal head registration (issue 4; paper 004_7c0d6bd2fd4a7ab7).
+"""3D rigid multi-modal registration of head volumes.
 
-`register_images(fixed, moving, ...) -> RigidResult`; training in `dlreg.rigid3d.keypoint_training`
-(the default keypoint estimator) and `dlreg.rigid3d.training` (the paper's DCNN + ANN).
+Implements the registration framework of "A deep learning based framework for the
+registration of three dimensional multi-modal medical images of the head" (K. T. Islam,
+S. Wijewickrema and S. O'Leary, Scientific Reports 11, 1860, 2021): the paper's DCNN + ANN
+estimator beside the default keypoint DCNN. `register_images(fixed, moving,
+RigidOptions(...)) -> RigidResult`; training lives in `dlreg.training`.
 """
 
-from dlreg.rigid3d.pipeline import RigidResult, register_images
+from dlreg.lazy import lazy_exports
 
-__all__ = ["RigidResult", "register_images"]
+_EXPORTS = {"ESTIMATORS": "options", "RigidOptions": "options",
+            "RigidResult": "pipeline", "register_images": "pipeline"}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import SimpleITK as sitk
@@ -34,12 +35,14 @@ import torch
 
 from dlreg.device import resolve_device
 from dlreg.imaging.geometry import apply_matrix, matrix_to_rigid
+from dlreg.imaging.rigid import closest_to_axes, cube_rotations, principal_frame, random_rigid, rotation_angle_deg
 from dlreg.imaging.transforms import to_sitk_transform
 from dlreg.metrics import mutual_information_to
+from dlreg.modality.ordering import order_images
+from dlreg.options import resolve
 from dlreg.progress import ProgressCallback, report
-from dlreg.rigid3d.augmentation import random_rigid, rotation_angle_deg
-from dlreg.rigid3d.groundtruth import closest_to_axes, cube_rotations, principal_frame
 from dlreg.rigid3d.model import KeypointModel, RigidModel, load_model
+from dlreg.rigid3d.options import RigidOptions
 from dlreg.rigid3d.preprocess import Prepared, image_box_corners, prepare, sample_canonical
 from dlreg.rigid3d.quality import quality_metrics
 from dlreg.rigid3d.refine import refine_rigid
@@ -66,6 +69,8 @@ class RigidResult:
     low_confidence: bool = False
     warnings: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)  # seconds per stage (prepare, prealign, predict, ...)
+    swapped: bool = False        # order "auto" made the second input the fixed image
+    ordering: dict | None = None  # the modality classifier's details with order "auto"
 
     def to_json(self) -> dict:
         """Plain-JSON view: 4x4, parameters in degrees and mm, uncertainty, metrics, seconds."""
@@ -79,7 +84,7 @@ class RigidResult:
                 "seconds": round(self.elapsed_s, 3), "prealignment": self.prealignment,
                 "estimator": self.estimator,
                 "refined": self.refined, "low_confidence": self.low_confidence,
-                "warnings": list(self.warnings),
+                "warnings": list(self.warnings), "swapped": self.swapped, "ordering": self.ordering,
                 "stage_seconds": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
@@ -178,12 +183,25 @@ def _registered(fixed: Prepared, moving: Prepared, matrix: np.ndarray) -> tuple[
     return image, mask
 
 
-def register_images(fixed: sitk.Image, moving: sitk.Image, *, refine: bool = True,
-                    pca_prealign: bool = True, n_uncertainty: int = 8, weights: str | None = None,
-                    estimator: str = "keypoints", device: str = "auto", seed: int = 0,
-                    progress: ProgressCallback | None = None) -> RigidResult:
-    """Rigidly register `moving` to `fixed`; the result maps fixed LPS points to moving ones."""
+def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions | None = None, *,
+                    progress: ProgressCallback | None = None,
+                    dicom: tuple[Mapping[str, str] | None, Mapping[str, str] | None] = (None, None),
+                    **changes) -> RigidResult:
+    """Rigidly register `moving` to `fixed`; the result maps fixed LPS points to moving ones.
+
+    `options` (default `RigidOptions()`), with keyword `changes` applied, choose the steps.
+    With order "auto" the modality classifier decides which of the two is fixed (`dicom`:
+    the two images' DICOM metadata, when known) and the result says whether they were
+    swapped. The inputs are never modified.
+    """
+    opts = resolve(RigidOptions, options, changes)
     start = time.perf_counter()
+    ordering = None
+    if opts.order == "auto":
+        report(progress, 0.0, "choosing the fixed image")
+        fixed_index, _, ordering = order_images(fixed, moving, metadata=dicom, device=opts.device)
+        if fixed_index == 1:
+            fixed, moving = moving, fixed
     clock = _StageClock()
     report(progress, 0.0, "preparing the volumes")
     with ThreadPoolExecutor(2) as pool:  # SimpleITK filters release the GIL: one volume per core
@@ -192,35 +210,40 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, *, refine: bool = Tru
         prep_f, prep_m = (job.result() for job in jobs)  # the fixed image's error first
     clock.stage("prepare")
     report(progress, 0.2, "loading the model")
-    model = load_model(weights, resolve_device(device), estimator)
+    model = load_model(opts.weights, resolve_device(opts.device), opts.estimator)
     report(progress, 0.3, "pre-aligning the heads")
     frame_f = fixed_frame(prep_f)
-    frame_m, prealignment = moving_frame(prep_f, prep_m, frame_f, pca_prealign)
+    frame_m, prealignment = moving_frame(prep_f, prep_m, frame_f, opts.pca_prealign)
     clock.stage("prealign")
     report(progress, 0.45, "predicting the transform")
-    transforms = predict_transforms(model, prep_f, prep_m, frame_f, frame_m, max(0, n_uncertainty), seed)
+    transforms = predict_transforms(model, prep_f, prep_m, frame_f, frame_m, opts.n_uncertainty, opts.seed)
     clock.stage("predict")
     center = prep_f.centroid
-    corners = image_box_corners(prep_f.image, prep_f.mask)
-    uncertainty = spread(transforms, corners, center)
+    uncertainty = spread(transforms, image_box_corners(prep_f.image, prep_f.mask), center)
     matrix = transforms[0]
-    if refine:
+    if opts.refine:
         report(progress, 0.6, "refining by mutual information")
-        matrix = refine_rigid(prep_f, prep_m, matrix, fixed_image=fixed, moving_image=moving, seed=seed)
+        matrix = refine_rigid(prep_f, prep_m, matrix, fixed_image=fixed, moving_image=moving, seed=opts.seed)
         clock.stage("refine")
     report(progress, 0.85, "measuring the result")
     image, mask = _registered(prep_f, prep_m, matrix)
     metrics = quality_metrics(prep_f.image, prep_f.mask, image, mask)
     clock.stage("metrics")
+    warnings = confidence_warnings(metrics, uncertainty)
+    report(progress, 1.0, "done")
+    return RigidResult(matrix=matrix, params=matrix_to_rigid(matrix, center), center=center,
+                       uncertainty=uncertainty, metrics=metrics, elapsed_s=time.perf_counter() - start,
+                       prealignment=prealignment, refined=opts.refine, estimator=opts.estimator,
+                       low_confidence=bool(warnings), warnings=warnings, timings=clock.seconds,
+                       swapped=ordering is not None and fixed_index == 1, ordering=ordering)
+
+
+def confidence_warnings(metrics: dict, uncertainty: dict) -> list[str]:
+    """Why a result is probably wrong: poor head overlap, or an unstable prediction."""
     warnings = []
     if metrics["DSC"] < LOW_DSC:
         warnings.append(f"the head masks overlap poorly after registration (DSC {metrics['DSC']:.2f})")
     if uncertainty["corner_mm"] > HIGH_SPREAD_MM:
         warnings.append(f"the prediction is unstable under small perturbations "
                         f"(spread {uncertainty['corner_mm']:.1f} mm at the head box corners)")
-    report(progress, 1.0, "done")
-    return RigidResult(matrix=matrix, params=matrix_to_rigid(matrix, center), center=center,
-                       uncertainty=uncertainty, metrics=metrics, elapsed_s=time.perf_counter() - start,
-                       prealignment=prealignment, refined=refine, estimator=estimator,
-                       low_confidence=bool(warnings),
-                       warnings=warnings, timings=clock.seconds)
+    return warnings

@@ -21,7 +21,9 @@ from dlreg.imaging.geometry import same_geometry
 from dlreg.imaging.io import validate_scalar_image
 from dlreg.imaging.resample import resample_to
 from dlreg.imaging.slices import embed_slice_transform, extract_slice, slice_axis, slice_count
+from dlreg.options import resolve
 from dlreg.progress import ProgressCallback, report
+from dlreg.zeroshot.options import ZeroShotOptions
 from dlreg.zeroshot.pipeline import PARAM_ORDER, ZeroShotResult, register_arrays
 
 SliceChoice = Union[int, str, None]
@@ -29,15 +31,15 @@ SliceChoice = Union[int, str, None]
 
 @dataclass
 class SliceResult:
-    """One registered slice: the core result and its physical transform."""
+    """One registered slice: its physical transform and the in-plane result on pixel grids."""
 
     slice_index: int
-    result: ZeroShotResult
+    in_plane: ZeroShotResult
     matrix: np.ndarray  # 4x4, LPS, fixed point -> moving point
 
     def to_json(self) -> dict:
         return {"slice": self.slice_index, "matrix_lps_fixed_to_moving": self.matrix.tolist(),
-                **self.result.to_json()}
+                **self.in_plane.to_json()}
 
 
 @dataclass
@@ -66,14 +68,16 @@ class SlicewiseResult:
                 "skipped": {str(k): why for k, why in self.skipped.items()}}
 
 
-def register_images(fixed: sitk.Image, moving: sitk.Image, *, plane: str = "axial",
+def register_images(fixed: sitk.Image, moving: sitk.Image, options: ZeroShotOptions | None = None, *,
                     slice_index: SliceChoice = None, progress: ProgressCallback | None = None,
-                    **options) -> SlicewiseResult:
-    """Register `moving` to `fixed` slice by slice; `options` go to `register_arrays`.
+                    **changes) -> SlicewiseResult:
+    """Register `moving` to `fixed` slice by slice in the options' plane (see `register_arrays`).
 
-    `slice_index` is a slice of `fixed` in `plane`, "all", or None for
-    one-slice images. Inputs are never modified.
+    `slice_index` is a slice of `fixed` in that plane, "all", or None for one-slice
+    images. Inputs are never modified.
     """
+    opts = resolve(ZeroShotOptions, options, changes)
+    plane = opts.plane
     for name, image in (("fixed image", fixed), ("moving image", moving)):
         if image.GetDimension() != 3:
             raise InputImageError(f"the {name} must be a 3D image or a one-slice volume "
@@ -87,7 +91,7 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, *, plane: str = "axia
         moving_pixels, _ = extract_slice(on_fixed_grid, plane, k)
         report(progress, n / len(indices), f"registering {plane} slice {k}")
         try:
-            result = register_arrays(fixed_pixels, moving_pixels, spacing=spacing, **options)
+            result = register_arrays(fixed_pixels, moving_pixels, opts, spacing=spacing)
         except (InputImageError, MismatchedInputsError) as exc:
             if len(indices) == 1:
                 raise
@@ -149,13 +153,13 @@ def _output_volumes(fixed: sitk.Image, moving: sitk.Image, slices: list[SliceRes
     uncertainty = np.zeros(sitk.GetArrayViewFromImage(fixed).shape, np.float32)
     numpy_axis = 2 - slice_axis(fixed, plane)
     for item in slices:
-        _put_slice(uncertainty, numpy_axis, item.slice_index, item.result.uncertainty_map)
+        _put_slice(uncertainty, numpy_axis, item.slice_index, item.in_plane.uncertainty_map)
     if len(slices) == 1:
         resampled = resample_to(moving, fixed, slices[0].matrix)
     else:
         stacked = np.zeros_like(uncertainty)
         for item in slices:
-            _put_slice(stacked, numpy_axis, item.slice_index, item.result.resampled)
+            _put_slice(stacked, numpy_axis, item.slice_index, item.in_plane.resampled)
         resampled = _like(stacked, fixed)
     return resampled, _like(uncertainty, fixed)
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Regenerate the sample images shipped in Resources/SampleData (see README.md there).
+"""Regenerate the sample images shipped in dlreg/sampledata (see README.md there).
 
 Run from the repository root:
 
-    .venv/bin/python Resources/SampleData/make_sample_data.py [--shared ../shared/data] [--nilearn-wheel PATH]
+    .venv/bin/python Utilities/make_sample_data.py [--shared ../shared/data] [--nilearn-wheel PATH]
 
 The MNI ICBM152 2009a images come from the nilearn wheel (downloaded with pip unless
 --nilearn-wheel is given); the stroke images come from <shared>/stroke. All inputs are
@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]
+OUTPUT = REPO / "dlreg" / "sampledata"
 NILEARN = "nilearn==0.14.1"
 MNI_MEMBER = "nilearn/datasets/data/mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
 STROKE_URL = "https://github.com/neurolabusc/VolumeRenderingData/tree/main/stroke"
@@ -176,10 +177,10 @@ def make_stroke(shared: Path, out: Path) -> list[dict]:
 def main() -> None:
     """Parse arguments, write all sample files and manifest.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    shared = HERE.parents[2] / "shared" / "data"
-    parser.add_argument("--shared", type=Path, default=shared, help="shared data (default: ../shared/data)")
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
+                        help="the development images (default: the shared folder beside the repository)")
     parser.add_argument("--nilearn-wheel", type=Path, help="nilearn wheel to read (default: pip download)")
-    parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: this folder)")
+    parser.add_argument("--out", type=Path, default=OUTPUT, help="output folder (default: dlreg/sampledata)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,17 +1,20 @@
-"""Training and evaluation volumes: where they are, which class, which subject.
+"""The development images the benchmarks and the training scripts use, and where they are.
 
-Nothing here ships data: the shared development images (`../shared/data`), the
-Debian packages `mricron-data` (Colin27) and `invesalius-examples` (a real head CT,
-GPL-2, read at run time from its installed path) and the bundled MNI sample are
-found where they are installed; missing sources are skipped and reported.
+None of these ship with dlreg: the library takes data locations as arguments only. Sources:
+- the shared data folder (default: `shared/data` beside the repository; `--data` elsewhere):
+  co-registered multi-contrast subjects (see that folder's README for provenance and terms);
+- Debian packages: `mricron-data` (Colin27, a T1 with skull) and `invesalius-examples` (a real
+  head CT, GPL-2: read at run time, never shipped);
+- the MNI T1 bundled with dlreg.
+Missing sources are skipped and reported through `log`.
 """
 
 from __future__ import annotations
 
 import plistlib
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -19,14 +22,16 @@ import SimpleITK as sitk
 from dlreg.errors import InputImageError
 from dlreg.imaging.io import read_image
 from dlreg.modality.classes import CT, MR_FLAIR, MR_T1, MR_T1C, MR_T2
-from dlreg.modality.synthetic import pseudo_ct_from_t1, pseudo_mr_from_t1
 from dlreg.sampledata import sample_path
+from dlreg.training.modality.data import Volume, with_synthetic
 
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
 COLIN27 = Path("/usr/share/mricron/templates/ch2.nii.gz")
 COLIN27_BRAIN = Path("/usr/share/mricron/templates/ch2bet.nii.gz")
 INVESALIUS_CT = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 
-# (subject folder, file, class) in `../shared/data`.
+# (subject folder, file, class) in the shared data folder.
 SHARED = (
     ("brats_gli_00001_000", "BraTS-GLI-00001-000-t1n.nii.gz", MR_T1),
     ("brats_gli_00001_000", "BraTS-GLI-00001-000-t1c.nii.gz", MR_T1C),
@@ -40,16 +45,27 @@ SHARED = (
     ("stroke", "stroke_FLAIR.nii.gz", MR_FLAIR),
 )
 
-
-@dataclass
-class Volume:
-    """One labelled volume: `subject` groups volumes for leave-one-subject-out."""
-
-    subject: str
-    label: str
-    name: str
-    image: sitk.Image
-    synthetic: bool = False
+# What the card of a modality model trained on these sources says about its data.
+MODALITY_CARD_NOTES = {
+    "data_licences": {
+        "brats_gli_00001_000, aurora": "BraTS / AURORA example cases from BrainLesion/tutorials "
+                                       "(research use, cite BraTS)",
+        "tcga_du_7294": "TCIA TCGA, CC BY 3.0", "stroke": "neurolabusc/VolumeRenderingData, MIT",
+        "mni": "MNI ICBM152 2009a (bundled sample, MNI licence)",
+        "colin27": "Debian mricron-data (Colin27 template)",
+        "cranium_ct": "Debian invesalius-examples Cranium.inv3, GPL-2: read at run time, not shipped",
+    },
+    "limits": [
+        "Trained on 4 patients (3 with T1C), 2 T1 templates and 1 real head CT plus pseudo-CTs "
+        "and pseudo-T2/FLAIR brains painted from the T1s: expect errors on scanners, pathologies "
+        "and ages not seen.",
+        "Brain MR only, mostly skull-stripped; T1 with skull is represented by Colin27 alone.",
+        "Out-of-distribution rejection is calibrated on synthetic OOD volumes (noise, blobs, "
+        "stacked textures, blurred PET-like brains), never on real PET, knee or abdomen scans.",
+        "CT is recognised partly from Hounsfield air (< -500 HU); a CT stored with a shifted "
+        "or masked-to-zero background may be read as MR.",
+    ],
+}
 
 
 def read_invesalius(path: str | Path = INVESALIUS_CT) -> sitk.Image:
@@ -69,10 +85,10 @@ def read_invesalius(path: str | Path = INVESALIUS_CT) -> sitk.Image:
     return image
 
 
-def load_volumes(data_root: str | Path = "../shared/data", *, synthetic_ct: bool = True,
-                 synthetic_mr: bool = True, log=print) -> list[Volume]:
-    """Every available labelled volume (missing sources are logged and skipped), plus a
-    pseudo-CT (`synthetic_ct`) and pseudo-T2 and pseudo-FLAIR brains (`synthetic_mr`) of each T1."""
+def load_volumes(data_root: str | Path = DEFAULT_DATA, *, synthetic_ct: bool = True, synthetic_mr: bool = True,
+                 log: Callable[[str], object] = print) -> list[Volume]:
+    """Every available labelled volume, plus a pseudo-CT (`synthetic_ct`) and pseudo-T2 and
+    pseudo-FLAIR brains (`synthetic_mr`) painted from each real T1."""
     root = Path(data_root)
     volumes: list[Volume] = []
     for folder, file, label in SHARED:
@@ -83,26 +99,12 @@ def load_volumes(data_root: str | Path = "../shared/data", *, synthetic_ct: bool
             log(f"missing {path}: skipped")
     volumes.append(Volume("mni", MR_T1, "mni_t1_2mm", read_image(sample_path("mni_t1_2mm.nrrd"))))
     if COLIN27.is_file():
-        volumes.append(Volume("colin27", MR_T1, "colin27", read_image(COLIN27)))
+        brain = read_image(COLIN27_BRAIN) > 0 if COLIN27_BRAIN.is_file() else None
+        volumes.append(Volume("colin27", MR_T1, "colin27", read_image(COLIN27), brain_mask=brain))
     else:
         log(f"missing {COLIN27} (apt-get install mricron-data): skipped")
     if INVESALIUS_CT.is_file():
         volumes.append(Volume("cranium_ct", CT, "invesalius_cranium", read_invesalius()))
     else:
         log(f"missing {INVESALIUS_CT} (apt-get install invesalius-examples): skipped")
-    t1s = [v for v in volumes if v.label == MR_T1]
-    if synthetic_ct:
-        volumes += [Volume(v.subject, CT, f"pseudo-CT of {v.name}",
-                           pseudo_ct_from_t1(v.image, brain_mask=_brain_mask(v)), synthetic=True) for v in t1s]
-    if synthetic_mr:
-        volumes += [Volume(v.subject, label, f"pseudo-{label[3:]} of {v.name}",
-                           pseudo_mr_from_t1(v.image, label, brain_mask=_brain_mask(v)), synthetic=True)
-                    for v in t1s for label in (MR_T2, MR_FLAIR)]
-    return volumes
-
-
-def _brain_mask(volume: Volume) -> sitk.Image | None:
-    """Colin27's brain mask (it is the one T1 with skull); None for skull-stripped T1s."""
-    if volume.subject == "colin27" and COLIN27_BRAIN.is_file():
-        return read_image(COLIN27_BRAIN) > 0
-    return None
+    return with_synthetic(volumes, ct=synthetic_ct, mr=synthetic_mr)

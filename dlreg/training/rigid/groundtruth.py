@@ -19,12 +19,11 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import SimpleITK as sitk
 
 from dlreg.imaging.geometry import rigid_to_matrix
+from dlreg.imaging.rigid import principal_frame
 from dlreg.imaging.transforms import to_sitk_transform
 from dlreg.rigid3d.preprocess import check_volume, prepare
 
@@ -39,53 +38,6 @@ def isotropic(image: sitk.Image, spacing: float | None = None) -> sitk.Image:
     size = [max(1, int(round(n * s / spacing))) for n, s in zip(image.GetSize(), old_spacing)]
     return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(),
                          [spacing] * 3, image.GetDirection(), 0.0, sitk.sitkFloat32)
-
-
-def principal_frame(points: np.ndarray) -> np.ndarray:
-    """4x4 symmetry frame of an (N, 3) point cloud: PCA axes with skewness-resolved signs."""
-    points = np.asarray(points, float)
-    centre = points.mean(axis=0)
-    centred = points - centre
-    _, vectors = np.linalg.eigh(centred.T @ centred / len(points))
-    axes = vectors[:, ::-1].copy()  # decreasing variance
-    skew = ((centred @ axes) ** 3).mean(axis=0)
-    strongest = np.argsort(-np.abs(skew))[:2]
-    for k in strongest:
-        if skew[k] < 0:
-            axes[:, k] = -axes[:, k]
-    weakest = 3 - int(strongest.sum())
-    # Right-handed: e_w = e_(w+1) x e_(w+2) for the weakest-skewed axis w.
-    axes[:, weakest] = np.cross(axes[:, (weakest + 1) % 3], axes[:, (weakest + 2) % 3])
-    frame = np.eye(4)
-    frame[:3, :3] = axes
-    frame[:3, 3] = centre
-    return frame
-
-
-def cube_rotations() -> list[np.ndarray]:
-    """The 24 proper rotations that permute and flip coordinate axes, identity first."""
-    out = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1.0, -1.0), repeat=3):
-            rot = np.zeros((3, 3))
-            rot[list(perm), range(3)] = signs
-            if np.linalg.det(rot) > 0:
-                out.append(rot)
-    return sorted(out, key=lambda r: -np.trace(r))
-
-
-def closest_to_axes(frame: np.ndarray) -> np.ndarray:
-    """The frame with its axes permuted/flipped to lie nearest the LPS axes (a proper rotation)."""
-    best = max(cube_rotations(), key=lambda p: np.trace(frame[:3, :3] @ p))
-    out = frame.copy()
-    out[:3, :3] = frame[:3, :3] @ best
-    return out
-
-
-def symmetry_frame(image: sitk.Image, spacing: float | None = None) -> np.ndarray:
-    """The paper's symmetry frame of a head image (isotropic resampling, Otsu, PCA)."""
-    prepared = prepare(isotropic(image, spacing))
-    return principal_frame(prepared.points)
 
 
 def symmetry_grid(points_sym: np.ndarray, spacing: float, margin: float = 10.0) -> sitk.Image:

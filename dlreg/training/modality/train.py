@@ -2,10 +2,9 @@
 
 Recipe (paper: same DCNN and training strategy as registration, cross-entropy loss):
 Adam (the paper's SGD with momentum converged too slowly for a CPU budget of minutes),
-learning rate `lr` dropped tenfold for the last third of the epochs, class-balanced
-cross-entropy on the known classes plus outlier exposure (cross-entropy to the uniform
-distribution, weight OE_WEIGHT) on synthetic OOD volumes, averaged per sample (an OOD
-volume weighs as much as a known one), random flips of the cube.
+learning rate `lr` dropped tenfold for the last third of the epochs, the open-set loss
+(`losses.OpenSetLoss`: class-balanced cross-entropy plus outlier exposure on synthetic OOD
+volumes), random flips of the cube.
 LOSO: each subject (with its pseudo-CT) is held out once; the out-of-fold logits give
 the reported metrics, the temperature and the rejection threshold; the shipped model is
 then trained on every subject.
@@ -15,44 +14,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from dlreg.device import resolve_device
-from dlreg.modality.calibration import choose_threshold, fit_temperature, softmax
+from dlreg.modality.calibration import softmax
 from dlreg.modality.classes import CLASSES
 from dlreg.modality.classifier import ModalityNet, save_classifier
-from dlreg.modality.data import load_volumes
-from dlreg.modality.evaluation import class_metrics, confusion_matrix
-from dlreg.modality.samples import OOD_LABEL, SampleSet, make_samples
+from dlreg.training.modality.calibration import DEFAULT_THRESHOLD, choose_threshold, fit_temperature
+from dlreg.training.modality.data import Volume
+from dlreg.training.modality.evaluation import class_metrics, confusion_matrix
+from dlreg.training.modality.losses import OpenSetLoss
+from dlreg.training.modality.samples import OOD_LABEL, SampleSet, make_samples
 from dlreg.progress import ProgressCallback, report
 from dlreg.weights import write_model_card
-
-OE_WEIGHT = 0.5
-CARD_NOTES = {
-    "license": "MIT (weights trained by this project)",
-    "data_licences": {
-        "brats_gli_00001_000, aurora": "BraTS / AURORA example cases from BrainLesion/tutorials "
-                                       "(research use, cite BraTS)",
-        "tcga_du_7294": "TCIA TCGA, CC BY 3.0", "stroke": "neurolabusc/VolumeRenderingData, MIT",
-        "mni": "MNI ICBM152 2009a (bundled sample, MNI licence)",
-        "colin27": "Debian mricron-data (Colin27 template)",
-        "cranium_ct": "Debian invesalius-examples Cranium.inv3, GPL-2: read at run time, not shipped",
-    },
-    "limits": [
-        "Trained on 4 patients (3 with T1C), 2 T1 templates and 1 real head CT plus pseudo-CTs "
-        "and pseudo-T2/FLAIR brains painted from the T1s: expect errors on scanners, pathologies "
-        "and ages not seen.",
-        "Brain MR only, mostly skull-stripped; T1 with skull is represented by Colin27 alone.",
-        "Out-of-distribution rejection is calibrated on synthetic OOD volumes (noise, blobs, "
-        "stacked textures, blurred PET-like brains), never on real PET, knee or abdomen scans.",
-        "CT is recognised partly from Hounsfield air (< -500 HU); a CT stored with a shifted "
-        "or masked-to-zero background may be read as MR.",
-    ],
-}
-
 
 def fit_network(samples: SampleSet, *, epochs: int = 12, batch: int = 8, lr: float = 1e-3,
                 seed: int = 0, device: str = "auto", progress: ProgressCallback | None = None,
@@ -61,7 +38,7 @@ def fit_network(samples: SampleSet, *, epochs: int = 12, batch: int = 8, lr: flo
     torch.manual_seed(seed)
     dev = resolve_device(device)
     net = ModalityNet(grid_size=samples.x.shape[-1], in_channels=samples.x.shape[1]).to(dev)
-    weight = torch.tensor(class_weights(samples.y), dtype=torch.float32, device=dev)
+    loss_of = OpenSetLoss(samples.y, dev)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     drop_at = max(1, (2 * epochs) // 3)
     rng = np.random.default_rng(seed)
@@ -77,7 +54,7 @@ def fit_network(samples: SampleSet, *, epochs: int = 12, batch: int = 8, lr: flo
             x = torch.from_numpy(_flip(samples.x[idx].astype(np.float32), rng)).to(dev)
             y = torch.from_numpy(samples.y[idx]).to(dev)
             logits = net(x)
-            loss = outlier_exposure_loss(logits, y, weight)
+            loss = loss_of(logits, y)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -141,18 +118,27 @@ def loso_report(samples: SampleSet, cv: dict, temperature: float, threshold: flo
     return out
 
 
-def train_modality(out: str | Path, *, data_root: str | Path = "../shared/data", per_volume: int = 12,
-                   n_ood: int = 60, epochs: int = 12, batch: int = 8, lr: float = 1e-3, seed: int = 0,
-                   device: str = "auto", loso: bool = True, samples: SampleSet | None = None,
+def train_modality(volumes: Sequence[Volume], out: str | Path, *, per_volume: int = 12, n_ood: int = 60,
+                   epochs: int = 12, batch_size: int = 8, lr: float = 1e-3, seed: int = 0, device: str = "auto",
+                   loso: bool = True, card: dict | None = None,
                    progress: ProgressCallback | None = None) -> dict:
-    """Build samples, run LOSO CV (calibration + metrics), train on all, save weights + card."""
+    """Build samples of `volumes`, run LOSO CV (calibration + metrics), train on all, save
+    weights + card (`card`: extra fields such as data licences and known limits)."""
+    samples = make_samples(volumes, per_volume=per_volume, n_ood=n_ood, seed=seed,
+                           progress=lambda f, m: report(progress, 0.2 * f, m))
+    recipe = {"per_volume": per_volume, "n_ood": n_ood}
+    return train_on_samples(samples, out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                            loso=loso, card={**(card or {}), "recipe": recipe}, progress=progress)
+
+
+def train_on_samples(samples: SampleSet, out: str | Path, *, epochs: int = 12, batch_size: int = 8,
+                     lr: float = 1e-3, seed: int = 0, device: str = "auto", loso: bool = True,
+                     card: dict | None = None, progress: ProgressCallback | None = None) -> dict:
+    """LOSO CV (calibration + metrics) on prepared samples, the final fit on all, weights + card."""
     start = time.time()
     out = Path(out)
-    if samples is None:
-        volumes = load_volumes(data_root, log=lambda m: report(progress, 0.0, m))
-        samples = make_samples(volumes, per_volume=per_volume, n_ood=n_ood, seed=seed,
-                               progress=lambda f, m: report(progress, 0.2 * f, m))
-    fit_args = dict(epochs=epochs, batch=batch, lr=lr, seed=seed, device=device)
+    card = dict(card or {})
+    fit_args = dict(epochs=epochs, batch=batch_size, lr=lr, seed=seed, device=device)
     temperature, threshold, metrics = 1.0, None, None
     if loso:
         cv = cross_validate(samples, progress=progress, span=(0.2, 0.85), **fit_args)
@@ -164,18 +150,17 @@ def train_modality(out: str | Path, *, data_root: str | Path = "../shared/data",
     net = fit_network(samples, progress=progress, span=(0.85 if loso else 0.2, 1.0),
                       label="final model", **fit_args)
     meta = {"classes": list(CLASSES), "temperature": temperature,
-            "threshold": threshold if threshold is not None else 0.6}
+            "threshold": threshold if threshold is not None else DEFAULT_THRESHOLD}
     save_classifier(out, net, meta)
+    recipe = {**card.pop("recipe", {}), "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+              "device": str(resolve_device(device))}
     return write_model_card(out, {
         "architecture": net.describe(), "classes": list(CLASSES), **meta,
         "training_data": sorted(set(map(str, samples.name[samples.y != OOD_LABEL]))),
         "n_samples": int(len(samples.y)), "n_ood_samples": int(np.sum(samples.y == OOD_LABEL)),
-        "recipe": {"per_volume": per_volume, "n_ood": n_ood, **fit_args,
-                   "device": str(resolve_device(device))},
-        "loso_metrics": metrics, "train_seconds": round(time.time() - start, 1), **CARD_NOTES,
-        "limits": _loso_limit(metrics) + CARD_NOTES["limits"],
-        "reproduce": (f"python -m dlreg train-modality --out {out.name} --per-volume {per_volume} "
-                      f"--ood {n_ood} --epochs {epochs} --batch {batch} --lr {lr} --seed {seed}"),
+        "recipe": recipe, "loso_metrics": metrics, "train_seconds": round(time.time() - start, 1),
+        "license": "MIT (weights trained by this project)", **card,
+        "limits": _loso_limit(metrics) + list(card.get("limits", [])),
     })
 
 
@@ -187,22 +172,6 @@ def _loso_limit(metrics: dict | None) -> list[str]:
     return [f"Leave-one-subject-out accuracy {real['overall_accuracy']:.0%} on the {real['n']} real volumes "
             f"({metrics['ct_vs_mr_accuracy']:.0%} CT vs MR): check MR contrast labels, above all "
             "T1/T1C/FLAIR, by eye."]
-
-
-def class_weights(labels: np.ndarray) -> np.ndarray:
-    """Balanced weights of the known classes (total / count / n_classes; 0 for an absent class)."""
-    counts = np.bincount(labels[labels != OOD_LABEL], minlength=len(CLASSES)).astype(float)
-    return np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(CLASSES), 0.0)
-
-
-def outlier_exposure_loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of per-sample losses: class-weighted cross-entropy for known
-    samples, OE_WEIGHT x cross-entropy to the uniform distribution for OOD ones."""
-    known = y != OOD_LABEL
-    log_p = F.log_softmax(logits, dim=1)
-    per_sample = torch.where(known, -weight[y.clamp(min=0)] * log_p.gather(1, y.clamp(min=0)[:, None])[:, 0],
-                             -OE_WEIGHT * log_p.mean(dim=1))
-    return per_sample.mean()
 
 
 def _flip(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Train the paper's affine MLP on synthetic point sets only (paper 2.5, "Training Strategy").
 
 X ~ U[0, 1] (64 points), M ~ U[-1, 1] (2x3), Y = M (X, 1); the network learns M from (X, Y).
-`python -m dlreg train-affine-mlp --steps 20000 --out affine_mlp_paper.pt` (device auto).
+`python -m dlreg train-affine-mlp --steps 20000 --output affine_mlp_paper.pt` (device auto).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def synthetic_batch(batch: int, generator: torch.Generator, device: torch.device
     return x.to(device), y.to(device), m.flatten(1).to(device)
 
 
-def train_affine_mlp(*, steps: int = 20000, batch: int = 512, lr: float = 1e-3, seed: int = 0,
+def train_affine_mlp(*, steps: int = 20000, batch_size: int = 512, lr: float = 1e-3, seed: int = 0,
                      device: str = "auto", hidden: tuple[int, ...] = (256, 256, 256),
                      progress: ProgressCallback | None = None) -> tuple[AffineMLP, dict]:
     """Train with Adam and cosine decay on fresh synthetic batches; returns (model, metrics)."""
@@ -38,7 +38,7 @@ def train_affine_mlp(*, steps: int = 20000, batch: int = 512, lr: float = 1e-3, 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     t0 = time.time()
     for step in range(steps):
-        x, y, m = synthetic_batch(batch, gen, dev)
+        x, y, m = synthetic_batch(batch_size, gen, dev)
         loss = torch.nn.functional.mse_loss(model(x, y), m)
         opt.zero_grad()
         loss.backward()
@@ -68,5 +68,5 @@ def save_model(model: AffineMLP, metrics: dict, out: Path, recipe: dict) -> dict
             "output": "M = (a11, a12, tx, a21, a22, ty) with moving = M (fixed, 1), normalised coordinates",
             "training_data": "synthetic only: X ~ U[0, 1], M ~ U[-1, 1], Y = M X (paper section 2.5); no images",
             "recipe": recipe, "metrics": metrics, "license": "MIT (trained by this project)",
-            "reproduce": "python -m dlreg train-affine-mlp --out dlreg/models/affine_mlp_paper.pt "
+            "reproduce": "python -m dlreg train-affine-mlp --output dlreg/models/affine_mlp_paper.pt "
                          + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in recipe.items() if k != "hidden")})

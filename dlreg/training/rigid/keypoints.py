@@ -29,12 +29,12 @@ from dlreg.device import resolve_device
 from dlreg.errors import InputImageError, WeightsError
 from dlreg.imaging.io import read_image
 from dlreg.progress import ProgressCallback, report
-from dlreg.rigid3d.augmentation import axis_angle_matrix, random_rigid
+from dlreg.imaging.rigid import axis_angle_matrix, random_rigid
 from dlreg.rigid3d.keypoints import KeypointDCNN, kabsch, pair_landmarks, pair_transform
 from dlreg.rigid3d.model import KeypointModel, save_keypoint_model
 from dlreg.rigid3d.pipeline import fixed_frame
 from dlreg.rigid3d.preprocess import Prepared, prepare, sample_canonical
-from dlreg.rigid3d.training import assign_splits, discover_pairs
+from dlreg.training.rigid.pairs import assign_splits, discover_pairs
 from dlreg.weights import write_model_card
 
 MOTION = (20.0, 8.0)    # degrees about a random axis, mm per axis
@@ -132,7 +132,7 @@ def validation_error(model: KeypointDCNN, batches: list, corners: torch.Tensor,
 
 
 def train_keypoints(train: list[Group], val: list[Group], out: str | Path, *, steps: int = 1500,
-                    batch: int = 4, lr: float = 2e-3, seed: int = 0, device: str = "auto",
+                    batch_size: int = 4, lr: float = 2e-3, seed: int = 0, device: str = "auto",
                     n_val: int = 24, checkpoint_every: int = 100, resume: bool = True,
                     progress: ProgressCallback | None = None) -> tuple[KeypointDCNN, list[dict]]:
     """Train from scratch (or resume `out`/keypoint_checkpoint.pt); returns the model and history."""
@@ -145,7 +145,7 @@ def train_keypoints(train: list[Group], val: list[Group], out: str | Path, *, st
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "keypoint_checkpoint.pt"
-    config = {"steps": steps, "batch": batch, "lr": lr, "seed": seed,
+    config = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
               "train": [g.name for g in train], "val": [g.name for g in val]}
     first, history = 0, []
     if resume and checkpoint.is_file():
@@ -159,8 +159,8 @@ def train_keypoints(train: list[Group], val: list[Group], out: str | Path, *, st
         optimiser.load_state_dict(state["optimizer"])
         first, history = int(state["step"]), list(state["history"])
     corners = torch.from_numpy(cube_corners())
-    val_batches = [draw_pairs(val, min(batch, n_val - i), np.random.default_rng(10_000 + i), augment=False)
-                   for i in range(0, n_val, batch)] if val else []
+    val_batches = [draw_pairs(val, min(batch_size, n_val - i), np.random.default_rng(10_000 + i), augment=False)
+                   for i in range(0, n_val, batch_size)] if val else []
     drop_at = (3 * steps) // 4
     amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -170,7 +170,7 @@ def train_keypoints(train: list[Group], val: list[Group], out: str | Path, *, st
         for group in optimiser.param_groups:
             group["lr"] = lr if step < drop_at else lr / 10
         rng = np.random.default_rng([seed, step])  # per step: a resumed run draws the same pairs
-        fixed, moving, motions = draw_pairs(train, batch, rng)
+        fixed, moving, motions = draw_pairs(train, batch_size, rng)
         model.train()
         with torch.autocast(dev.type, enabled=amp):  # the heatmaps' softmax and the fit stay in float32/64
             loss, error = pair_loss(model, fixed.to(dev), moving.to(dev), motions.to(dev), corners.to(dev))
@@ -209,20 +209,20 @@ def groups_from_pairs(source: str | Path, seed: int = 0) -> tuple[dict, dict]:
     return out
 
 
-def train_from_folder(folder_or_csv: str | Path, output_dir: str | Path, *, steps: int = 1500, batch: int = 4,
+def train_from_folder(folder_or_csv: str | Path, output_dir: str | Path, *, steps: int = 1500, batch_size: int = 4,
                       lr: float = 2e-3, device: str = "auto", seed: int = 0, resume: bool = True,
                       progress: ProgressCallback | None = None) -> Path:
-    """Train on a folder or CSV (see `training`); write `rigid3d_keypoints.pt` + card; return its path."""
+    """Train on a folder or CSV (`pairs.discover_pairs`); write `rigid3d_keypoints.pt` + card; return its path."""
     start = time.time()
     train, val = groups_from_pairs(folder_or_csv, seed)
     report(progress, 0.0, f"preparing {sum(map(len, train.values()))} training and "
                           f"{sum(map(len, val.values()))} validation volumes")
     model, history = train_keypoints(prepare_groups(train), prepare_groups(val), output_dir, steps=steps,
-                                     batch=batch, lr=lr, seed=seed, device=device, resume=resume,
+                                     batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
                                      progress=progress)
     return save_with_card(model, Path(output_dir) / "rigid3d_keypoints.pt", history, {
         "training_groups": {"train": list(train), "val": list(val)},
-        "recipe": {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "motion": MOTION, "jitter": JITTER},
+        "recipe": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "motion": MOTION, "jitter": JITTER},
         "trained_seconds": round(time.time() - start, 1)})
 
 

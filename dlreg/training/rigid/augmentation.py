@@ -15,49 +15,9 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-MAX_ANGLE_DEG = 15.0
-MAX_TRANSLATION_MM = 5.0
-
-
-def axis_angle_matrix(axis: Sequence[float], angle: float) -> np.ndarray:
-    """3x3 rotation by `angle` radians about `axis` (Rodrigues)."""
-    k = np.asarray(axis, float)
-    k = k / np.linalg.norm(k)
-    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
-
-
-def random_rigid(rng: np.random.Generator, max_angle_deg: float = MAX_ANGLE_DEG,
-                 max_translation_mm: float = MAX_TRANSLATION_MM,
-                 center: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
-    """Random 4x4 rigid motion: angle U[-a, a] about a uniform random axis, U[-t, t] mm per axis."""
-    axis = rng.normal(size=3)
-    angle = np.radians(rng.uniform(-max_angle_deg, max_angle_deg))
-    shift = rng.uniform(-max_translation_mm, max_translation_mm, size=3)
-    center = np.asarray(center, float)
-    motion = np.eye(4)
-    motion[:3, :3] = axis_angle_matrix(axis, angle)
-    motion[:3, 3] = center + shift - motion[:3, :3] @ center
-    return motion
-
-
-def rotation_angle_deg(matrix: np.ndarray) -> float:
-    """Angle of the rotation part of a 4x4 (or 3x3) matrix, in degrees."""
-    rot = np.asarray(matrix, float)[:3, :3]
-    return float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1.0, 1.0))))
-
-
-def move_image(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
-    """The image with its content moved by `motion` (physical point p -> motion @ p), exactly.
-
-    If `image` was co-registered with a fixed image, the fixed->moving transform of the
-    result is `motion`.
-    """
-    out = sitk.Image(image)
-    direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
-    out.SetDirection((motion[:3, :3] @ direction).ravel().tolist())
-    out.SetOrigin((motion[:3, :3] @ np.asarray(image.GetOrigin(), float) + motion[:3, 3]).tolist())
-    return out
+from dlreg.imaging.rigid import PAPER_MAX_ANGLE_DEG as MAX_ANGLE_DEG
+from dlreg.imaging.rigid import PAPER_MAX_TRANSLATION_MM as MAX_TRANSLATION_MM
+from dlreg.imaging.rigid import move_image, random_rigid
 
 
 @dataclass(frozen=True)

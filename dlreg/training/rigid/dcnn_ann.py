@@ -1,10 +1,6 @@
-"""Train the 3D rigid model: augmented pairs -> DCNN (SGDM) -> features -> Bayesian-LM ANN.
+"""Train the paper's 3D rigid model: augmented pairs -> DCNN (SGDM) -> features -> Bayesian-LM ANN.
 
-Input: a CSV with `fixed,moving` columns (optional `split`: train/val), or a folder. In a
-folder, every sub-folder is one subject whose volumes are co-registered: its T1 (a name
-holding "t1" but not "t1c"/"t1ce", else the first file) is fixed and every other volume
-is moving; a subject or loose file with a single volume pairs with itself
-(self-supervised, mono-modal). Pairs are assumed co-registered (true transform identity).
+Input: a CSV or a folder of co-registered volumes (`pairs.discover_pairs`).
 
 Recipe (paper, adapted): `n_augment` random motions per pair (+-15 deg, +-5 mm), 30% of
 the pairs held out for validation with all their synthetic copies; SGD with momentum
@@ -17,7 +13,6 @@ on CUDA; distributed data parallel when launched by torchrun (WORLD_SIZE > 1).
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from pathlib import Path
@@ -27,67 +22,18 @@ import torch
 import torch.distributed as dist
 
 from dlreg.device import resolve_device
-from dlreg.errors import InputImageError, WeightsError
+from dlreg.errors import WeightsError
 from dlreg.imaging.geometry import matrix_to_rigid
 from dlreg.imaging.io import read_image
 from dlreg.progress import ProgressCallback, report
-from dlreg.rigid3d.ann import train_lm, r_squared
-from dlreg.rigid3d.augmentation import augment_pairs
 from dlreg.rigid3d.dcnn import RigidDCNN, target_scale
 from dlreg.rigid3d.model import RigidModel, save_model
 from dlreg.rigid3d.pipeline import fixed_frame
 from dlreg.rigid3d.preprocess import prepare, sample_canonical
+from dlreg.training.rigid.ann_lm import r_squared, train_lm
+from dlreg.training.rigid.augmentation import augment_pairs
+from dlreg.training.rigid.pairs import assign_splits, discover_pairs
 from dlreg.weights import write_model_card
-
-IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-VAL_FRACTION = 0.3
-
-
-def _is_image(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(IMAGE_SUFFIXES)
-
-
-def _reference_first(files: list[Path]) -> list[Path]:
-    def is_t1(p: Path) -> bool:
-        name = p.name.lower()
-        return "t1" in name and "t1c" not in name and "t1ce" not in name
-    return sorted(files, key=lambda p: (not is_t1(p), p.name))
-
-
-def discover_pairs(source: str | os.PathLike) -> list[tuple[Path, Path, str | None]]:
-    """(fixed, moving, split or None) for a CSV or a folder (see the module docstring)."""
-    source = Path(source)
-    if source.is_file() and source.suffix.lower() == ".csv":
-        with open(source, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        if not rows or not {"fixed", "moving"} <= set(rows[0]):
-            raise InputImageError(f"{source} needs 'fixed' and 'moving' columns")
-        base = source.parent
-        return [(base / r["fixed"], base / r["moving"], r.get("split") or None) for r in rows]
-    if not source.is_dir():
-        raise InputImageError(f"training data {source} is neither a folder nor a .csv file")
-    pairs = []
-    groups = [sorted(d.iterdir()) for d in sorted(source.iterdir()) if d.is_dir()]
-    groups += [[f] for f in sorted(source.iterdir()) if _is_image(f)]
-    for group in groups:
-        files = _reference_first([f for f in group if _is_image(f)])
-        if len(files) == 1:
-            pairs.append((files[0], files[0], None))
-        pairs += [(files[0], m, None) for m in files[1:]]
-    if not pairs:
-        raise InputImageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {source}")
-    return pairs
-
-
-def assign_splits(pairs: list[tuple[Path, Path, str | None]], seed: int) -> list[str]:
-    """Given splits kept; the rest: 30% of the subjects (by fixed image) to validation."""
-    subjects = sorted({str(f) for f, _, s in pairs if s is None})
-    rng = np.random.default_rng(seed)
-    order = [subjects[i] for i in rng.permutation(len(subjects))]
-    n_val = int(round(VAL_FRACTION * len(order))) if len(order) > 1 else 0
-    val = set(order[:n_val])
-    return [s if s is not None else ("val" if str(f) in val else "train") for f, _, s in pairs]
-
 
 def build_samples(pairs, splits: list[str], n_augment: int, seed: int,
                   progress: ProgressCallback | None = None) -> dict:

@@ -1,0 +1,1 @@
+"""Training of the modality classifier: volumes, augmentation, samples, CV, calibration, metrics."""

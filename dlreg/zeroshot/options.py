@@ -1,0 +1,32 @@
+"""The zero-shot pipeline's options: one definition shared by the API, CLI, Slicer module and batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from dlreg.options import Options, option
+
+MODES = ("default", "paper")
+ESTIMATORS = ("auto", "mlp", "closed-form", "robust")
+PLANES = ("axial", "coronal", "sagittal")
+MAX_RUNS = 100  # bootstrap sets and uncertainty runs: bounded so that memory stays bounded
+
+
+@dataclass(frozen=True)
+class ZeroShotOptions(Options):
+    """How `dlreg.zeroshot` registers two 2D images (or slices of two volumes)."""
+
+    mode: str = option("default", "default: contrast-invariant keypoints, robust fit and NGF refinement; "
+                                  "paper: the literal method (VGG conv1, 95 percent threshold, MLP)", choices=MODES)
+    estimator: str = option("auto", "transformation estimator; auto: mlp in paper mode, robust in default mode",
+                            choices=ESTIMATORS)
+    plane: str = option("axial", "slice plane of 3D volumes", choices=PLANES)
+    n_bootstrap: int = option(10, "bootstrap sets of keypoints averaged", minimum=1, maximum=MAX_RUNS)
+    n_uncertainty: int = option(10, "uncertainty runs with randomly blackened pixels (0 or 1: none)",
+                                minimum=0, maximum=MAX_RUNS)
+    vgg_weights: Optional[str] = option(None, "torchvision VGG16/VGG19 weights file or torch hub cache folder "
+                                              "for paper mode (default: the bundled VGG16 block)",
+                                        metavar="PATH", path=True)
+    seed: int = option(0, "seed of every random choice", minimum=0, maximum=2 ** 32 - 1)
+    device: str = option("auto", "compute device: auto, cpu, cuda, cuda:N or mps")
