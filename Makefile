@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(PY) -m dlreg demo --output demo-output
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q Testing
 
 bench: $(STAMP)

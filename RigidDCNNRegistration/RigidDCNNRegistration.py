@@ -2,9 +2,8 @@
 
 from typing import Annotated, Optional
 
-import vtk
-
 import slicer
+import vtk
 from slicer import vtkMRMLLinearTransformNode, vtkMRMLScalarVolumeNode
 from slicer.parameterNodeWrapper import Choice, Default, Minimum, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (

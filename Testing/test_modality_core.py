@@ -9,15 +9,15 @@ import SimpleITK as sitk
 from dlreg.errors import DLRegError, InputImageError
 from dlreg.imaging.io import read_image
 from dlreg.modality.calibration import softmax
-from dlreg.training.modality.calibration import choose_threshold, fit_temperature
 from dlreg.modality.classes import CLASSES
-from dlreg.training.modality.evaluation import class_metrics, confusion_matrix
 from dlreg.modality.gates import sanity_reason
 from dlreg.modality.ordering import order_results
-from dlreg.modality.result import ModalityResult
 from dlreg.modality.preprocess import CHANNELS, GRID_SIZE, canonical_input
-from dlreg.training.modality.synthetic import pseudo_ct_from_tissue, pseudo_mr_from_t1
+from dlreg.modality.result import ModalityResult
 from dlreg.sampledata import sample_path
+from dlreg.training.modality.calibration import choose_threshold, fit_temperature
+from dlreg.training.modality.evaluation import class_metrics, confusion_matrix
+from dlreg.training.modality.synthetic import pseudo_ct_from_tissue, pseudo_mr_from_t1
 
 
 def _resampled(image: sitk.Image, spacing) -> sitk.Image:

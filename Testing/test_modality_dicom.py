@@ -7,8 +7,13 @@ import pytest
 import SimpleITK as sitk
 
 from dlreg.errors import InputImageError
-from dlreg.modality.dicom import (MR_FAMILY, disagrees, label_from_metadata, metadata_from_attributes,
-                                  read_dicom_metadata)
+from dlreg.modality.dicom import (
+    MR_FAMILY,
+    disagrees,
+    label_from_metadata,
+    metadata_from_attributes,
+    read_dicom_metadata,
+)
 
 
 @pytest.mark.parametrize("metadata, expected", [

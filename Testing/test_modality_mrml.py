@@ -11,10 +11,10 @@ import pytest
 import slicer
 
 from dlreg.imaging.io import read_image
-from dlreg.training.modality.synthetic import pseudo_ct_from_tissue
 from dlreg.mrml.modality import ATTRIBUTE, classify_node, order_nodes, write_results_table
 from dlreg.mrml.volumes import volume_node_from_image
 from dlreg.sampledata import sample_path
+from dlreg.training.modality.synthetic import pseudo_ct_from_tissue
 
 
 @pytest.fixture()

@@ -22,8 +22,8 @@ from dlreg.modality.classifier import BUNDLED
 from dlreg.modality.cli import add_commands
 from dlreg.modality.ordering import order_images
 from dlreg.modality.pipeline import classify_image
-from dlreg.training.modality.synthetic import pseudo_ct_from_tissue
 from dlreg.sampledata import sample_path
+from dlreg.training.modality.synthetic import pseudo_ct_from_tissue
 from dlreg.weights import bundled_path
 
 

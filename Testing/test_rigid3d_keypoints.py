@@ -7,18 +7,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_rigid3d_parts import bundled_training_folder, corrupted_checkpoint, resampled_move
 
 from dlreg.errors import WeightsError
 from dlreg.imaging.geometry import apply_matrix
 from dlreg.imaging.io import read_image
 from dlreg.imaging.rigid import random_rigid
-from dlreg.training.rigid.keypoints import train_from_folder
 from dlreg.rigid3d.keypoints import kabsch
 from dlreg.rigid3d.model import load_model
 from dlreg.rigid3d.pipeline import register_images
 from dlreg.rigid3d.preprocess import image_box_corners, prepare
 from dlreg.sampledata import sample_path
-from test_rigid3d_parts import bundled_training_folder, corrupted_checkpoint, resampled_move
+from dlreg.training.rigid.keypoints import train_from_folder
 
 
 def test_kabsch_recovers_a_rigid_motion_and_ignores_zero_weight_outliers():

@@ -10,8 +10,6 @@ be held to 0.5 mm against the identity on this pair.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -20,10 +18,10 @@ import slicer.util
 from dlreg.errors import DLRegError, InputImageError
 from dlreg.imaging.geometry import apply_matrix, image_corners, lps_ras_convert, rotation_matrix
 from dlreg.imaging.io import read_image
+from dlreg.imaging.rigid import move_image, random_rigid
 from dlreg.mrml.rigid3d import register_nodes
 from dlreg.mrml.transforms import matrix_from_transform_node
 from dlreg.mrml.volumes import ijk_to_ras, volume_node_from_image
-from dlreg.imaging.rigid import move_image, random_rigid
 from dlreg.rigid3d.preprocess import image_box_corners, prepare
 from dlreg.sampledata import sample_path
 

@@ -13,17 +13,23 @@ import torch
 from dlreg.errors import InputImageError
 from dlreg.imaging.geometry import apply_matrix
 from dlreg.imaging.io import read_image
+from dlreg.imaging.rigid import (
+    axis_angle_matrix,
+    cube_rotations,
+    move_image,
+    principal_frame,
+    random_rigid,
+    rotation_angle_deg,
+)
 from dlreg.rigid3d.ann import ANNModel
-from dlreg.training.rigid.ann_lm import r_squared, train_lm
-from dlreg.imaging.rigid import axis_angle_matrix, move_image, random_rigid, rotation_angle_deg
-from dlreg.training.rigid.augmentation import augment_image, augment_pairs
 from dlreg.rigid3d.dcnn import N_FEATURES, RigidDCNN
-from dlreg.imaging.rigid import cube_rotations, principal_frame
-from dlreg.training.rigid.groundtruth import generate_ground_truth
 from dlreg.rigid3d.preprocess import image_box_corners, prepare
 from dlreg.rigid3d.quality import overlap_metrics
 from dlreg.rigid3d.refine import crop_to_head, refine_rigid
 from dlreg.sampledata import sample_path
+from dlreg.training.rigid.ann_lm import r_squared, train_lm
+from dlreg.training.rigid.augmentation import augment_image, augment_pairs
+from dlreg.training.rigid.groundtruth import generate_ground_truth
 
 
 def resampled_move(image: sitk.Image, motion: np.ndarray) -> sitk.Image:

@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from test_rigid3d_parts import bundled_training_folder, corrupted_checkpoint, resampled_move
 
 from dlreg.errors import CancelledError, InputImageError, WeightsError
 from dlreg.imaging.geometry import apply_matrix
 from dlreg.imaging.io import read_image
+from dlreg.imaging.rigid import random_rigid
 from dlreg.imaging.transforms import read_transform
 from dlreg.rigid3d import cli as rigid_cli
-from dlreg.imaging.rigid import random_rigid
 from dlreg.rigid3d.pipeline import register_images
 from dlreg.rigid3d.preprocess import image_box_corners, prepare
-from dlreg.training.rigid.dcnn_ann import train_from_folder
 from dlreg.sampledata import sample_path
-from test_rigid3d_parts import bundled_training_folder, corrupted_checkpoint, resampled_move
+from dlreg.training.rigid.dcnn_ann import train_from_folder
 
 
 @pytest.fixture(scope="session")

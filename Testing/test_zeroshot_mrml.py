@@ -12,8 +12,8 @@ from dlreg.imaging.geometry import apply_matrix, index_to_physical, lps_ras_conv
 from dlreg.imaging.io import read_image
 from dlreg.imaging.resample import resample_to
 from dlreg.imaging.slices import in_plane_rigid, slice_axis
-from dlreg.mrml.volumes import volume_node_from_image
 from dlreg.mrml.display import show_overlay
+from dlreg.mrml.volumes import volume_node_from_image
 from dlreg.mrml.zeroshot import register_nodes
 from dlreg.sampledata import sample_path
 

@@ -45,6 +45,34 @@ SHARED = (
     ("stroke", "stroke_FLAIR.nii.gz", MR_FLAIR),
 )
 
+# BraTS 2018 subjects (folder brats2018/<subject>/<subject>_<contrast>.nii.gz), 1 mm SRI24 grid.
+BRATS2018 = ("Brats18_2013_20_1", "Brats18_2013_23_1", "Brats18_2013_3_1", "Brats18_CBICA_ABM_1",
+             "Brats18_CBICA_ALU_1", "Brats18_CBICA_AQN_1", "Brats18_TCIA01_201_1", "Brats18_TCIA01_378_1",
+             "Brats18_TCIA01_499_1", "Brats18_TCIA02_135_1", "Brats18_TCIA02_606_1", "Brats18_TCIA10_628_1",
+             "Brats18_TCIA10_637_1", "Brats18_TCIA10_639_1", "Brats18_TCIA13_623_1")
+BRATS2018_CONTRASTS = {"t1": MR_T1, "t1ce": MR_T1C, "t2": MR_T2, "flair": MR_FLAIR}
+
+# The test split: subjects that no shipped model trains on, from four sites, used by every
+# registration benchmark (2D and 3D). tcga_du_7294 was already the keypoint model's validation
+# subject. No BraTS 2018 T1 correlates with tcga_du_7294's above 0.48 on the shared SRI24 grid
+# (the same patient would be near 1), so it is not a training subject under another name.
+TEST_SUBJECTS = ("tcga_du_7294", "Brats18_2013_20_1", "Brats18_CBICA_AQN_1", "Brats18_TCIA01_378_1",
+                 "Brats18_TCIA02_606_1", "Brats18_TCIA10_637_1")
+# Nominal truth only to 2-3 mm between its contrasts: never in a success rate against that truth.
+INEXACT_SUBJECTS = ("aurora",)
+
+
+def brats2018_files(data_root: str | Path = DEFAULT_DATA) -> list[tuple[str, str, str]]:
+    """(subject, path relative to the data root, class) of every BraTS 2018 volume present."""
+    out = []
+    for subject in BRATS2018:
+        for contrast, label in BRATS2018_CONTRASTS.items():
+            rel = f"brats2018/{subject}/{subject}_{contrast}.nii.gz"
+            if (Path(data_root) / rel).is_file():
+                out.append((subject, rel, label))
+    return out
+
+
 # What the card of a modality model trained on these sources says about its data.
 MODALITY_CARD_NOTES = {
     "data_licences": {

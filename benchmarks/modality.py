@@ -31,6 +31,8 @@ import SimpleITK as sitk
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devdata import DEFAULT_DATA, load_volumes  # noqa: E402
+
 from dlreg.errors import DLRegError  # noqa: E402
 from dlreg.imaging.io import read_image  # noqa: E402
 from dlreg.modality.classes import CLASSES  # noqa: E402
@@ -38,7 +40,6 @@ from dlreg.modality.classifier import BUNDLED  # noqa: E402
 from dlreg.modality.pipeline import classify_image  # noqa: E402
 from dlreg.sampledata import sample_path  # noqa: E402
 from dlreg.weights import model_card  # noqa: E402
-from devdata import DEFAULT_DATA, load_volumes  # noqa: E402
 
 
 def resampled(image: sitk.Image, spacing) -> sitk.Image:
@@ -113,8 +114,9 @@ def loso_metrics(args, volumes) -> dict:
     recipe = card["recipe"]
     samples = make_samples(volumes, per_volume=recipe["per_volume"], n_ood=recipe["n_ood"],
                            seed=recipe["seed"])
-    cv = cross_validate(samples, epochs=recipe["epochs"], batch=recipe.get("batch_size", recipe.get("batch")), lr=recipe["lr"],
-                        seed=recipe["seed"], device="auto")
+    batch = recipe.get("batch_size", recipe.get("batch"))
+    cv = cross_validate(samples, epochs=recipe["epochs"], batch=batch, lr=recipe["lr"], seed=recipe["seed"],
+                        device="auto")
     return {"source": "re-run here", **loso_report(samples, cv, card["temperature"], card["threshold"])}
 
 

@@ -44,6 +44,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devdata import DEFAULT_DATA, load_volumes  # noqa: E402
+
 from dlreg.errors import InputImageError  # noqa: E402
 from dlreg.imaging.intensity import normalize_ct, normalize_mr  # noqa: E402
 from dlreg.imaging.io import read_image  # noqa: E402
@@ -56,7 +58,6 @@ from dlreg.sampledata import sample_path  # noqa: E402
 from dlreg.training.modality.augment import augment, ood_volume  # noqa: E402
 from dlreg.training.modality.calibration import choose_threshold, fit_temperature  # noqa: E402
 from dlreg.training.modality.losses import OOD_LABEL, OpenSetLoss  # noqa: E402
-from devdata import DEFAULT_DATA, load_volumes  # noqa: E402
 
 DEPTH_SHELLS = (0.0, 3.0, 6.0, 9.0, 12.0, 16.0, 22.0, 30.0, np.inf)
 RANK_BANDS = (0.0, 0.15, 0.4, 0.6, 0.85, 1.0001)

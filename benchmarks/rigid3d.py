@@ -35,6 +35,7 @@ from typing import Callable, Iterator
 import numpy as np
 import SimpleITK as sitk
 import torch
+from devdata import INVESALIUS_CT, read_invesalius
 
 from dlreg.imaging.geometry import apply_matrix, image_corners, rigid_to_matrix
 from dlreg.imaging.io import read_image
@@ -42,7 +43,6 @@ from dlreg.imaging.rigid import move_image, random_rigid, rotation_angle_deg
 from dlreg.rigid3d.pipeline import RigidResult, register_images
 from dlreg.rigid3d.preprocess import CT_AIR_HU, Prepared, image_box_corners, prepare
 from dlreg.rigid3d.refine import refine_rigid
-from devdata import INVESALIUS_CT, read_invesalius
 
 CT_SUBJECT, CT_NAME = "cranium_ct", "Cranium.inv3"  # read from INVESALIUS_CT, not from --data
 SUBJECTS = {
@@ -186,6 +186,27 @@ def cases(data: Path, n_cases: int) -> Iterator[Case]:
         yield Case(k, subject, contrast, fixed, prepared, motions)
 
 
+def method_row(method: Callable, fixed: sitk.Image, moving: sitk.Image, motion: np.ndarray, corners: np.ndarray,
+               floor_matrix: np.ndarray | None) -> dict:
+    """One method on one case: TRE, rotation error, seconds (and the time to our network's output)."""
+    start = time.perf_counter()
+    prediction = None
+    try:
+        out = method(fixed, moving)
+        if isinstance(out, RigidResult):  # ours: also the time to the network's prediction
+            prediction = sum(out.timings[stage] for stage in PREDICTION_STAGES)
+        matrix = out.matrix if isinstance(out, RigidResult) else out
+    except Exception as exc:  # a baseline failing is a result, not a crash
+        return {"failed": str(exc).splitlines()[0], "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    return {"tre_mm": corner_distance(matrix, motion, corners),
+            "tre_vs_floor_mm": (float("nan") if floor_matrix is None
+                                else corner_distance(matrix, floor_matrix, corners)),
+            "rotation_error_deg": rotation_angle_deg(matrix[:3, :3] @ motion[:3, :3].T),
+            "seconds": seconds, "motion_deg": rotation_angle_deg(motion),
+            **({} if prediction is None else {"prediction_seconds": prediction})}
+
+
 def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
         on_case: Callable[[dict], None] | None = None, shard: tuple[int, int] = (0, 1), first: int = 0,
         floor: bool = True) -> dict:
@@ -213,28 +234,13 @@ def run(data: Path, n_cases: int, weights: str | None, only: list[str] | None,
             for name, method in methods(weights).items():
                 if only and name not in only:
                     continue
-                start = time.perf_counter()
-                prediction = None
-                try:
-                    out = method(fixed, moving)
-                    if isinstance(out, RigidResult):  # ours: also the time to the network's prediction
-                        prediction = sum(out.timings[stage] for stage in PREDICTION_STAGES)
-                    matrix = out.matrix if isinstance(out, RigidResult) else out
-                except Exception as exc:  # a baseline failing is a result, not a crash
-                    matrix, error = None, str(exc).splitlines()[0]
-                seconds = time.perf_counter() - start
-                row = results.setdefault(f"{rng_name}/{name}", [])
-                if matrix is None:
-                    row.append({"case": k, "failed": error, "seconds": seconds})
-                    continue
-                tre = corner_distance(matrix, motion, corners)
-                row.append({"case": k, "subject": subject, "pair": pair_name(subject, contrast), "tre_mm": tre,
-                            "tre_vs_floor_mm": (float("nan") if floor_matrix is None
-                                                else corner_distance(matrix, floor_matrix, corners)),
-                            "rotation_error_deg": rotation_angle_deg(matrix[:3, :3] @ motion[:3, :3].T),
-                            "seconds": seconds, "motion_deg": rotation_angle_deg(motion),
-                            **({} if prediction is None else {"prediction_seconds": prediction})})
-                print(f"{rng_name} {k} {subject} {contrast} {name}: TRE {tre:.2f} mm, {seconds:.1f} s", flush=True)
+                row = method_row(method, fixed, moving, motion, corners, floor_matrix)
+                results.setdefault(f"{rng_name}/{name}", []).append({"case": k, **row} if "failed" in row else
+                                                                     {"case": k, "subject": subject,
+                                                                      "pair": pair_name(subject, contrast), **row})
+                if "tre_mm" in row:
+                    print(f"{rng_name} {k} {subject} {contrast} {name}: TRE {row['tre_mm']:.2f} mm, "
+                          f"{row['seconds']:.1f} s", flush=True)
         if on_case:
             on_case(results)
     return results

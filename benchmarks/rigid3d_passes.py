@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
+from rigid3d import RANGES, cases, corner_distance, moved_scan
 
 from dlreg.rigid3d.model import load_model
 from dlreg.rigid3d.pipeline import fixed_frame, moving_frame
 from dlreg.rigid3d.preprocess import prepare, sample_canonical
-from rigid3d import RANGES, cases, corner_distance, moved_scan
 
 
 def main() -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
+from rigid3d import RANGES, cases, corner_distance, moved_scan
 from scipy.stats import spearmanr
 
 from dlreg.rigid3d.pipeline import register_images
-from rigid3d import RANGES, cases, corner_distance, moved_scan
 
 
 def main() -> None:

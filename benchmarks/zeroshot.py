@@ -239,6 +239,24 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def add_comparisons(summary: dict, raw: dict, ran: list[str], n_pairs: int) -> None:
+    """Speed ratios against SimpleITK timed in the same run, and errors against the MI floor."""
+    if "simpleitk" in ran:  # speed ratio only between methods timed in this run, pair by pair
+        base = raw["simpleitk"]
+        for method in ran:
+            if method not in ("simpleitk", "floor"):
+                summary[method]["speedup_vs_simpleitk"] = float(np.median(
+                    [b["time_s"] / r["time_s"] for r, b in zip(raw[method], base)]))
+    floor = raw.get("floor")
+    if floor is None or len(floor) != n_pairs:
+        return
+    for method, rows in raw.items():  # extra, clearly separate: error vs the MI floor
+        if method != "floor" and len(rows) == n_pairs and all("matrix" in r for r in rows):
+            d = np.array([grid_error(np.array(r["matrix"]), np.array(f["matrix"])) for r, f in zip(rows, floor)])
+            summary[method]["median_px_vs_floor"] = float(np.median(d))
+            summary[method]["success_vs_floor"] = float(np.mean(d < 2.0))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -254,7 +272,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
     if not args.data.is_dir():
-        print(f"data folder {args.data} is absent: the benchmark needs ../shared/data", file=sys.stderr)
+        print(f"data folder {args.data} is absent: the benchmark needs the development images", file=sys.stderr)
         return 1
     slices = load_slices(args.data)
     results, raw = {}, {}
@@ -274,21 +292,7 @@ def main(argv=None) -> int:
             results[task][method] = summarise(rows)
             raw[task][method] = rows
             print(f"{task:5s} {method:9s} {json.dumps(results[task][method])}", file=sys.stderr)
-        ran = args.methods.split(",")
-        if "simpleitk" in ran:  # speed ratio only between methods timed in this run, pair by pair
-            base = raw[task]["simpleitk"]
-            for method in ran:
-                if method not in ("simpleitk", "floor"):
-                    results[task][method]["speedup_vs_simpleitk"] = float(np.median(
-                        [b["time_s"] / r["time_s"] for r, b in zip(raw[task][method], base)]))
-        floor = raw[task].get("floor")
-        if floor is not None and len(floor) == len(pairs):  # extra, clearly separate: error vs the MI floor
-            for method, rows in raw[task].items():
-                if method != "floor" and len(rows) == len(pairs) and all("matrix" in r for r in rows):
-                    d = np.array([grid_error(np.array(r["matrix"]), np.array(f["matrix"]))
-                                  for r, f in zip(rows, floor)])
-                    results[task][method]["median_px_vs_floor"] = float(np.median(d))
-                    results[task][method]["success_vs_floor"] = float(np.mean(d < 2.0))
+        add_comparisons(results[task], raw[task], args.methods.split(","), len(pairs))
     text = table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "zeroshot.json").write_text(json.dumps({"summary": results, "pairs": raw,

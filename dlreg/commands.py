@@ -8,6 +8,7 @@ from importlib import metadata
 
 from dlreg import __version__
 from dlreg.cli import print_json
+from dlreg.errors import DLRegError
 
 # Packages whose versions `info` reports.
 REPORTED_PACKAGES = ("numpy", "SimpleITK", "torch", "slicer-core", "vtk")
@@ -56,7 +57,11 @@ def bundled_models() -> list[dict]:
 
 def run_demo(args: argparse.Namespace) -> int:
     """The demo job on bundled data; prints where its outputs went."""
-    from dlreg.mrml.demo import run
+    try:
+        from dlreg.mrml.demo import run
+    except ImportError as exc:
+        raise DLRegError(f"the demo runs in a real MRML scene, which needs the slicer-core wheel ({exc}): "
+                         "pip install 'dlreg[mrml]'") from exc
 
     summary = run(args.output, data_folder=args.data)
     print_json(summary)

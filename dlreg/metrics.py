@@ -1,17 +1,19 @@
-"""Image similarity metrics shared by all pipelines (numpy only).
+"""Image similarity metrics shared by all pipelines.
 
 Before comparing, each image is scaled to [0, 1] by `unit_range` (0 at its minimum, 1 at
 its 99.5th percentile, clipped), so the numbers do not depend on scanner units.
 - dice: Dice of foreground masks (pixels above 10% of the unit range), 2|F&M| / (|F| + |M|).
-- ssim: mean SSIM with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, L = 1.
+- ssim: mean SSIM (Wang et al. 2004) as scikit-image computes it: Gaussian window sigma 1.5,
+  K1 = 0.01, K2 = 0.03, L = 1, population covariances, the window's half-width cropped at
+  the border; 2D or 3D.
 - mi: normalised mutual information 2 I(F;M) / (H(F) + H(M)) (the symmetric uncertainty,
-  in [0, 1]) from a 32x32-bin joint histogram.
+  in [0, 1]) from a 32x32-bin joint histogram. scikit-image's normalized_mutual_information
+  Y = (H(F) + H(M)) / H(F, M) gives the same number as 2 (1 - 1/Y) to 1e-15, but takes 3-5x
+  longer (np.histogramdd), and this MI runs in the pre-alignment's candidate search.
 - mse: mean squared difference of the unit-range images.
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 import numpy as np
 
@@ -42,29 +44,12 @@ def dice(fixed: np.ndarray, moving: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2.0 * np.logical_and(f, m).sum() / total)
 
 
-@lru_cache(maxsize=8)
-def _gaussian_matrix(n: int, sigma: float = 1.5, radius: int = 5) -> np.ndarray:
-    """n x n matrix applying a truncated, zero-padded 1D Gaussian."""
-    d = np.arange(n)[:, None] - np.arange(n)[None, :]
-    k = np.where(np.abs(d) <= radius, np.exp(-0.5 * (d / sigma) ** 2), 0.0)
-    return k / np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2).sum()
-
-
-def _gaussian_filter(a: np.ndarray) -> np.ndarray:
-    rows, cols = _gaussian_matrix(a.shape[0]), _gaussian_matrix(a.shape[1])
-    return rows @ a @ cols.T
-
-
 def ssim(fixed: np.ndarray, moving: np.ndarray) -> float:
-    """Mean structural similarity of the unit-range images (Wang et al. 2004)."""
-    f, m = unit_range(fixed), unit_range(moving)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mu_f, mu_m = _gaussian_filter(f), _gaussian_filter(m)
-    var_f = _gaussian_filter(f * f) - mu_f ** 2
-    var_m = _gaussian_filter(m * m) - mu_m ** 2
-    cov = _gaussian_filter(f * m) - mu_f * mu_m
-    s = ((2 * mu_f * mu_m + c1) * (2 * cov + c2)) / ((mu_f ** 2 + mu_m ** 2 + c1) * (var_f + var_m + c2))
-    return float(s.mean())
+    """Mean structural similarity of the unit-range images (2D or 3D)."""
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(unit_range(fixed), unit_range(moving), data_range=1.0,
+                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
 
 
 def _bin_indices(image: np.ndarray, bins: int) -> np.ndarray:

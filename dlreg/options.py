@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 from typing import Any, Mapping, Sequence, TypeVar
@@ -201,43 +202,30 @@ def _parse(name: str, hint: Any, text: Any) -> Any:
     value = text.strip()
     if kind is bool:
         lowered = value.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise OptionsError(f"option {name}: '{text}' is not a yes/no value (use true or false)")
+        if lowered not in _TRUE + _FALSE:
+            raise OptionsError(f"option {name}: '{text}' is not a yes/no value (use true or false)")
+        return lowered in _TRUE
     if kind in (int, float):
         try:
             return kind(value)
         except ValueError:
-            raise OptionsError(f"option {name}: '{text}' is not {'an integer' if kind is int else 'a number'}") from None
+            what = "an integer" if kind is int else "a number"
+            raise OptionsError(f"option {name}: '{text}' is not {what}") from None
     return value
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def _checked(f: dataclasses.Field, hint: Any, value: Any) -> Any:
     """The value after type, choice and range checks (ints given as integral floats become ints)."""
-    kind, meta = _base_type(hint), f.metadata
     if value is None:
         if _optional(hint):
             return None
         raise OptionsError(f"option {f.name} needs a value")
-    if kind is bool:
-        if not isinstance(value, (bool, int)) or value not in (0, 1):
-            raise OptionsError(f"option {f.name} must be true or false, got {value!r}")
-        return bool(value)
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-            raise OptionsError(f"option {f.name} must be an integer, got {value!r}")
-        value = int(value)
-    elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise OptionsError(f"option {f.name} must be a number, got {value!r}")
-        value = float(value)
-    elif kind is str:
-        if not isinstance(value, str):
-            value = str(value) if hasattr(value, "__fspath__") else value
-        if not isinstance(value, str):
-            raise OptionsError(f"option {f.name} must be text, got {value!r}")
+    value = _typed(f.name, _base_type(hint), value)
+    meta = f.metadata
     if meta["choices"] and value not in meta["choices"]:
         raise OptionsError(f"option {f.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
     lo, hi = meta["minimum"], meta["maximum"]
@@ -245,3 +233,18 @@ def _checked(f: dataclasses.Field, hint: Any, value: Any) -> Any:
         limits = _describe_limits(f).lstrip("; ")
         raise OptionsError(f"option {f.name} must be {limits}, got {value!r}")
     return value
+
+
+def _typed(name: str, kind: type, value: Any) -> Any:
+    """`value` as `kind` (bool, int, float or str) when it is one, else OptionsError."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is bool and isinstance(value, (bool, int)) and value in (0, 1):
+        return bool(value)
+    if kind is int and number and float(value).is_integer():
+        return int(value)
+    if kind is float and number and value == value:
+        return float(value)
+    if kind is str and isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    expected = {bool: "true or false", int: "an integer", float: "a number", str: "text"}[kind]
+    raise OptionsError(f"option {name} must be {expected}, got {value!r}")

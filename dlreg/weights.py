@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -63,19 +64,29 @@ def bundled_path(name: str, verify: bool = True) -> Path:
     return path
 
 
-def _torch_load(path: Path) -> dict:
+def load_torch_file(path: str | Path, what: str = "weights file", keys: Sequence[str] = (),
+                    hint: str = "") -> dict:
+    """The dictionary a torch file holds (tensors and plain values only), or one clear WeightsError.
+
+    `keys` must be present; `hint` ends every message (what the user can do about it).
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise WeightsError(f"cannot read weights file {path}: {exc}") from exc
+    except Exception as exc:  # torch raises many types (OSError, pickle, zip, runtime) for a bad file
+        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise WeightsError(f"cannot read {what} {path}: not a PyTorch file, or a corrupted one "
+                           f"({detail[:120]}){hint}") from None
     if not isinstance(state, dict):
-        raise WeightsError(f"weights file {path} does not hold a state dict")
+        raise WeightsError(f"{what} {path} does not hold a dictionary of weights{hint}")
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise WeightsError(f"{what} {path} lacks {', '.join(map(repr, missing))}: not a dlreg {what}{hint}")
     return state
 
 
 def load_bundled_state(name: str) -> dict:
     """State dict of bundled model `name` (checksum verified)."""
-    return _torch_load(bundled_path(name))
+    return load_torch_file(bundled_path(name), "bundled weights file", hint=": reinstall dlreg")
 
 
 def find_vgg_file(location: str | Path) -> Path:
@@ -103,7 +114,7 @@ def load_vgg_conv1(location: str | Path | None = None) -> dict[str, torch.Tensor
         source = "bundled vgg16_conv1_imagenet"
     else:
         path = find_vgg_file(location)
-        state = _torch_load(path)
+        state = load_torch_file(path, "VGG weights file")
         source = str(path)
     expected = {"features.0.weight": (64, 3, 3, 3), "features.0.bias": (64,),
                 "features.2.weight": (64, 64, 3, 3), "features.2.bias": (64,)}

@@ -13,9 +13,8 @@ import os
 import sys
 from typing import Callable, Iterator, Sequence
 
-import vtk
-
 import slicer
+import vtk
 
 _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if importlib.util.find_spec("dlreg") is None and os.path.isfile(os.path.join(_SOURCE_ROOT, "dlreg", "__init__.py")):

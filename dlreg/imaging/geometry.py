@@ -103,14 +103,6 @@ def matrix_to_rigid(matrix: np.ndarray, center: Sequence[float] = (0.0, 0.0, 0.0
     return np.array([rx, ry, rz, *translation])
 
 
-def affine_2d_matrix(linear: np.ndarray, translation: Sequence[float]) -> np.ndarray:
-    """2x2 linear part and a translation -> 3x3 homogeneous 2D matrix."""
-    matrix = np.eye(3)
-    matrix[:2, :2] = np.asarray(linear, float).reshape(2, 2)
-    matrix[:2, 2] = np.asarray(translation, float)
-    return matrix
-
-
 def image_corners(image: sitk.Image) -> np.ndarray:
     """The 2^dim corner points of the image's voxel-centre box, in LPS."""
     size = np.asarray(image.GetSize(), float) - 1.0

@@ -15,16 +15,6 @@ UNKNOWN = "unknown"
 CLASSES: tuple[str, ...] = (CT, MR_T1, MR_T1C, MR_T2, MR_FLAIR)
 ALL_LABELS: tuple[str, ...] = CLASSES + (UNKNOWN,)
 
-DESCRIPTIONS = {
-    CT: "X-ray computed tomography (Hounsfield units)",
-    MR_T1: "MR T1-weighted, native",
-    MR_T1C: "MR T1-weighted after gadolinium contrast",
-    MR_T2: "MR T2-weighted",
-    MR_FLAIR: "MR T2-FLAIR (fluid-attenuated inversion recovery)",
-    UNKNOWN: "none of the known classes (rejected as out of distribution)",
-}
-
-
 def check_class(label: str) -> str:
     """Return `label` if it is a known class, else raise naming the known ones."""
     if label not in CLASSES:

@@ -27,7 +27,7 @@ from dlreg.errors import WeightsError
 from dlreg.modality.classes import CLASSES
 from dlreg.modality.preprocess import CHANNELS, GRID_SIZE, GRID_SPACING
 from dlreg.rigid3d import dcnn
-from dlreg.weights import bundled_path
+from dlreg.weights import bundled_path, load_torch_file
 
 BUNDLED = "modality_dcnn"
 
@@ -98,12 +98,8 @@ def load_classifier(weights: str | Path | None = None, device: str = "cpu") -> L
 
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: int, size: int, device: str) -> LoadedClassifier:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        meta = payload["meta"]
-        state = payload["model"]
-    except Exception as exc:  # torch raises many kinds for a bad file
-        raise WeightsError(f"cannot read modality classifier weights {path}: {exc}") from exc
+    payload = load_torch_file(path, "modality classifier weights file", keys=("model", "meta"))
+    meta, state = payload["meta"], payload["model"]
     if list(meta.get("classes", [])) != list(CLASSES):
         raise WeightsError(f"{path} was trained for classes {meta.get('classes')}, expected {list(CLASSES)}")
     if list(meta.get("channels", ["normalised"])) != list(CHANNELS):

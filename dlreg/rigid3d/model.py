@@ -23,7 +23,7 @@ from dlreg.rigid3d.ann import ANNModel
 from dlreg.rigid3d.dcnn import RigidDCNN, target_scale
 from dlreg.rigid3d.keypoints import KeypointDCNN, fit_landmarks
 from dlreg.rigid3d.preprocess import GRID_SIZE, GRID_SPACING
-from dlreg.weights import bundled_path
+from dlreg.weights import bundled_path, load_torch_file
 
 FORMAT = "dlreg-rigid3d-v1"
 KEYPOINT_FORMAT = "dlreg-rigid3d-keypoints-v1"
@@ -134,13 +134,10 @@ def load_model(weights: str | os.PathLike | None = None, device: str | torch.dev
 
 @lru_cache(maxsize=4)
 def _load_cached(path: str, mtime_ns: int, size: int, estimator: str) -> RigidModel | KeypointModel:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise WeightsError(f"cannot read rigid model weights {path}: {exc}") from exc
+    state = load_torch_file(path, "rigid model weights file")
     expected = KEYPOINT_FORMAT if estimator == "keypoints" else FORMAT
-    if not isinstance(state, dict) or state.get("format") != expected:
-        found = state.get("format") if isinstance(state, dict) else None
+    if state.get("format") != expected:
+        found = state.get("format")
         raise WeightsError(f"{path} is not a dlreg 3D rigid '{estimator}' model (expected format "
                            f"'{expected}', found {found!r})")
     if list(state.get("grid", [])) != [GRID_SIZE, GRID_SPACING]:

@@ -98,7 +98,7 @@ def _close_and_fill_within_box(mask: sitk.Image, radius: int) -> sitk.Image:
     size = mask.GetSize()
     lo = [max(0, box[d] - radius - 1) for d in range(3)]
     hi = [min(size[d], box[d] + box[d + 3] + radius + 1) for d in range(3)]
-    roi = sitk.RegionOfInterest(mask, [h - l for h, l in zip(hi, lo)], lo)
+    roi = sitk.RegionOfInterest(mask, [top - bottom for top, bottom in zip(hi, lo)], lo)
     filled = sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(roi, [radius] * 3))
     return sitk.Paste(mask, filled, filled.GetSize(), [0, 0, 0], lo)
 

@@ -63,7 +63,8 @@ def save_model(model: AffineMLP, metrics: dict, out: Path, recipe: dict) -> dict
     out = Path(out)
     torch.save(state, out)
     return write_model_card(out, {
-            "architecture": f"MLP {4 * model.n_points} -> {' -> '.join(map(str, model.hidden))} -> 6, ReLU hidden, linear output",
+            "architecture": f"MLP {4 * model.n_points} -> {' -> '.join(map(str, model.hidden))} -> 6, "
+                            "ReLU hidden, linear output",
             "input": "64 fixed then 64 moving keypoints (x, y), normalised to [0, 1] by the longer image side",
             "output": "M = (a11, a12, tx, a21, a22, ty) with moving = M (fixed, 1), normalised coordinates",
             "training_data": "synthetic only: X ~ U[0, 1], M ~ U[-1, 1], Y = M X (paper section 2.5); no images",

@@ -4,8 +4,9 @@ Both are small CNNs (torch conv2d). The paper mode uses ImageNet VGG conv1_1 + c
 maps (128 channels). The default mode uses fixed, rotation-invariant and contrast-polarity
 invariant filters: gradient magnitude and |Laplacian of Gaussian| at several scales, each
 computed on the image and on its local-contrast-normalised version (these correspond within
-one contrast), plus maps of the smoothed foreground mask (these correspond across contrasts). A map that is invariant to rotation and sign moves with the anatomy, so the
-centres of mass of its thresholded regions correspond across contrasts and poses.
+one contrast), plus maps of the smoothed foreground mask (these correspond across contrasts).
+A map that is invariant to rotation and sign moves with the anatomy, so the centres of mass of
+its thresholded regions correspond across contrasts and poses.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def _hessians(g: torch.Tensor) -> torch.Tensor:
 class _Level:
     """NGF of one pyramid level at the sparse fixed edge points, with its Gauss-Newton system."""
 
-    def __init__(self, fixed, moving, factor, smooth, n_points, keep, centre, half):
+    def __init__(self, fixed, moving, factor, smooth, n_points, centre, half):
         if len(moving) == 1:  # one pyramid call for both images
             both = _pyramid(torch.cat([fixed[None], moving]), factor, smooth)
             fixed_l, moving_l = both[:1], both[1:]
@@ -103,9 +103,6 @@ class _Level:
             fixed_l, moving_l = _pyramid(fixed[None], factor, smooth), _pyramid(moving, factor, smooth)
         pts_l, n_fix = _edge_points(fixed_l, n_points)
         g_mov, eps_m = _gradients(moving_l)
-        if keep is not None:
-            k_l = F.avg_pool2d(keep[:, None].float(), factor) if factor > 1 else keep[:, None].float()
-            g_mov = g_mov * k_l
         hess = _hessians(g_mov)
         self.fields = torch.cat([g_mov, hess], dim=1)  # (N|1, 5, h, w)
         self.eps2 = eps_m[:, None].float() ** 2
@@ -201,13 +198,11 @@ def _gauss_newton(level: _Level, matrix: torch.Tensor, iterations: int, centre: 
 
 def refine_affine(fixed: torch.Tensor, moving: torch.Tensor, init: torch.Tensor, *,
                   levels: tuple[int, ...] = (4, 2, 1), iterations: tuple[int, ...] = (10, 8, 5),
-                  smooth: float = 1.0, n_points: int = N_EDGE_POINTS,
-                  keep: torch.Tensor | None = None, cache: dict | None = None
+                  smooth: float = 1.0, n_points: int = N_EDGE_POINTS, cache: dict | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refine (N, 3, 3) fixed->moving pixel affines by NGF of (H, W) fixed and (N|1, H, W) moving.
 
-    keep: optional (N, H, W) masks in [0, 1] that blacken parts of the moving image's edge
-    field (the uncertainty runs) without recomputing its gradients.
+    `cache` keeps each pyramid level (edge points, moving-image fields) for later calls.
     Returns the refined matrices and the final NGF alignment per image, in [0, 1]
     (1 = every sampled edge direction agrees).
     """
@@ -219,11 +214,11 @@ def refine_affine(fixed: torch.Tensor, moving: torch.Tensor, init: torch.Tensor,
     with torch.no_grad():
         for factor, iters in zip(levels, iterations):
             key = (factor, smooth, n_points)
-            if cache is not None and keep is None and key in cache:
+            if cache is not None and key in cache:
                 level = cache[key]
             else:
-                level = _Level(fixed, moving, factor, smooth, n_points, keep, centre, half)
-                if cache is not None and keep is None:
+                level = _Level(fixed, moving, factor, smooth, n_points, centre, half)
+                if cache is not None:
                     cache[key] = level
             matrix, score = _gauss_newton(level, matrix, iters, centre, half)
     return matrix, score
@@ -231,7 +226,8 @@ def refine_affine(fixed: torch.Tensor, moving: torch.Tensor, init: torch.Tensor,
 
 def blackening_response(fixed: torch.Tensor, moving: torch.Tensor, matrix: torch.Tensor, keep: torch.Tensor, *,
                         factor: int = 1, smooth: float = 1.0, n_points: int = N_EDGE_POINTS,
-                        damping: float = 1e-3, cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                        damping: float = 1e-3, cache: dict | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One Gauss-Newton re-optimisation per blackening mask, from the (3, 3) optimum `matrix`.
 
     Blackening a block of the moving image removes the edge points that map into it, so
@@ -248,7 +244,7 @@ def blackening_response(fixed: torch.Tensor, moving: torch.Tensor, matrix: torch
         key = (factor, smooth, n_points)
         level = cache.get(key) if cache is not None else None
         if level is None:
-            level = _Level(fixed, moving, factor, smooth, n_points, None, centre, half)
+            level = _Level(fixed, moving, factor, smooth, n_points, centre, half)
         _, jac, r, wt, grid = level.evaluate(a, terms=True)
         kv = F.grid_sample(keep[:, None].float(), grid.expand(len(keep), -1, -1, -1), mode="bilinear",
                            padding_mode="zeros", align_corners=True)[:, 0, 0]  # (N, K)

@@ -14,15 +14,14 @@ import numpy as np
 
 from dlreg.errors import InputImageError
 from dlreg.imaging.io import read_image
-from dlreg.training.modality.augment import augment, ood_volume
 from dlreg.modality.classes import CLASSES, CT
-from dlreg.training.modality.data import Volume
-from dlreg.training.modality.losses import OOD_LABEL
 from dlreg.modality.gates import sanity_reason
 from dlreg.modality.preprocess import canonical_input
 from dlreg.progress import ProgressCallback, report
 from dlreg.sampledata import sample_path
-
+from dlreg.training.modality.augment import augment, ood_volume
+from dlreg.training.modality.data import Volume
+from dlreg.training.modality.losses import OOD_LABEL
 
 
 @dataclass

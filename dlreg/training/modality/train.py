@@ -23,13 +23,14 @@ from dlreg.device import resolve_device
 from dlreg.modality.calibration import softmax
 from dlreg.modality.classes import CLASSES
 from dlreg.modality.classifier import ModalityNet, save_classifier
+from dlreg.progress import ProgressCallback, report
 from dlreg.training.modality.calibration import DEFAULT_THRESHOLD, choose_threshold, fit_temperature
 from dlreg.training.modality.data import Volume
 from dlreg.training.modality.evaluation import class_metrics, confusion_matrix
 from dlreg.training.modality.losses import OpenSetLoss
 from dlreg.training.modality.samples import OOD_LABEL, SampleSet, make_samples
-from dlreg.progress import ProgressCallback, report
 from dlreg.weights import write_model_card
+
 
 def fit_network(samples: SampleSet, *, epochs: int = 12, batch: int = 8, lr: float = 1e-3,
                 seed: int = 0, device: str = "auto", progress: ProgressCallback | None = None,

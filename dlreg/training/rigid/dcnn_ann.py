@@ -33,7 +33,8 @@ from dlreg.rigid3d.preprocess import prepare, sample_canonical
 from dlreg.training.rigid.ann_lm import r_squared, train_lm
 from dlreg.training.rigid.augmentation import augment_pairs
 from dlreg.training.rigid.pairs import assign_splits, discover_pairs
-from dlreg.weights import write_model_card
+from dlreg.weights import load_torch_file, write_model_card
+
 
 def build_samples(pairs, splits: list[str], n_augment: int, seed: int,
                   progress: ProgressCallback | None = None) -> dict:
@@ -68,12 +69,8 @@ def _distributed() -> tuple[int, int]:
 def _load_checkpoint(path: Path, config: dict) -> dict | None:
     if not path.is_file():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise WeightsError(f"checkpoint {path} is corrupted ({exc}); delete it or pass resume=False") from exc
-    if not isinstance(state, dict) or "dcnn" not in state or "epoch" not in state:
-        raise WeightsError(f"checkpoint {path} is incomplete; delete it or pass resume=False")
+    state = load_torch_file(path, "checkpoint", keys=("dcnn", "epoch"),
+                            hint="; delete it or train with resume=False (--no-resume)")
     if state.get("config") != config:
         raise WeightsError(f"checkpoint {path} belongs to a run with other settings "
                            f"({state.get('config')}); delete it or pass resume=False")
@@ -100,7 +97,8 @@ def train_dcnn(samples: dict, output_dir: Path, *, epochs: int, lr: float, batch
         first_epoch, history = int(state["epoch"]), list(state["history"])
     net = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     train_idx = np.flatnonzero(samples["split"] == "train")

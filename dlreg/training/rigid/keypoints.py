@@ -28,14 +28,14 @@ import torch
 from dlreg.device import resolve_device
 from dlreg.errors import InputImageError, WeightsError
 from dlreg.imaging.io import read_image
-from dlreg.progress import ProgressCallback, report
 from dlreg.imaging.rigid import axis_angle_matrix, random_rigid
+from dlreg.progress import ProgressCallback, report
 from dlreg.rigid3d.keypoints import KeypointDCNN, kabsch, pair_landmarks, pair_transform
 from dlreg.rigid3d.model import KeypointModel, save_keypoint_model
 from dlreg.rigid3d.pipeline import fixed_frame
 from dlreg.rigid3d.preprocess import Prepared, prepare, sample_canonical
 from dlreg.training.rigid.pairs import assign_splits, discover_pairs
-from dlreg.weights import write_model_card
+from dlreg.weights import load_torch_file, write_model_card
 
 MOTION = (20.0, 8.0)    # degrees about a random axis, mm per axis
 JITTER = (10.0, 6.0)    # of the fixed frame
@@ -149,10 +149,8 @@ def train_keypoints(train: list[Group], val: list[Group], out: str | Path, *, st
               "train": [g.name for g in train], "val": [g.name for g in val]}
     first, history = 0, []
     if resume and checkpoint.is_file():
-        try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a bad file
-            raise WeightsError(f"checkpoint {checkpoint} is corrupted ({exc}); delete it") from exc
+        state = load_torch_file(checkpoint, "keypoint checkpoint", keys=("model", "optimizer", "step", "history"),
+                                hint="; delete it or train with resume=False (--no-resume)")
         if state.get("config") != config:
             raise WeightsError(f"checkpoint {checkpoint} belongs to a run with other settings; delete it")
         model.load_state_dict(state["model"])
@@ -222,7 +220,8 @@ def train_from_folder(folder_or_csv: str | Path, output_dir: str | Path, *, step
                                      progress=progress)
     return save_with_card(model, Path(output_dir) / "rigid3d_keypoints.pt", history, {
         "training_groups": {"train": list(train), "val": list(val)},
-        "recipe": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "motion": MOTION, "jitter": JITTER},
+        "recipe": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "motion": MOTION,
+                   "jitter": JITTER},
         "trained_seconds": round(time.time() - start, 1)})
 
 
