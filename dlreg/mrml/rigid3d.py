@@ -46,8 +46,8 @@ class RigidNodeResult:
                  "  ".join(f"{k} {v:.3f}" for k, v in m.items()),
                  f"{payload['seconds']:.1f} s, pre-alignment {payload['prealignment']}, "
                  f"refinement {'on' if payload['refined'] else 'off'}"]
-        if self.registration.low_confidence:
-            lines.append("LOW CONFIDENCE: " + "; ".join(self.registration.warnings))
+        if self.registration.likely_failed:
+            lines.append("LIKELY FAILED: " + "; ".join(self.registration.failure_reasons))
         return "\n".join(lines)
 
 
@@ -89,8 +89,8 @@ def result_rows(result: RigidResult) -> list[tuple[str, str]]:
     rows += [(k, f"{v:.4f}") for k, v in payload["metrics"].items()]
     rows += [("seconds", f"{payload['seconds']:.3f}"), ("prealignment", payload["prealignment"]),
              ("estimator", payload["estimator"]),
-             ("refined", str(payload["refined"])), ("low_confidence", str(payload["low_confidence"])),
-             ("warnings", "; ".join(payload["warnings"]))]
+             ("refined", str(payload["refined"])), ("likely_failed", str(payload["likely_failed"])),
+             ("failure_reasons", "; ".join(payload["failure_reasons"]))]
     rows.append(("matrix_lps_fixed_to_moving",
                  " ".join(f"{v:.6g}" for v in np.asarray(result.matrix).ravel())))
     return rows

@@ -51,5 +51,5 @@ def run_register3d(args: argparse.Namespace) -> int:
               f"translation (mm) {p['tx_mm']:.2f} {p['ty_mm']:.2f} {p['tz_mm']:.2f}  "
               f"uncertainty {u['rotation_deg']:.2f} deg / {u['corner_mm']:.2f} mm  "
               f"DSC {payload['metrics']['DSC']:.3f}  {payload['seconds']:.1f} s"
-              + ("  LOW CONFIDENCE: " + "; ".join(payload["warnings"]) if payload["low_confidence"] else ""))
+              + ("  LIKELY FAILED: " + "; ".join(payload["failure_reasons"]) if payload["likely_failed"] else ""))
     return 0

@@ -19,7 +19,7 @@ Steps (each reported through `progress`):
    (degrees), translation of the head centre and displacement of the head box corners (mm).
 5. Optional Mattes-MI refinement (`refine.refine_rigid`: coarse on the working grids, fine
    on the inputs at ~1 mm), then quality metrics on the fixed working grid. Poor overlap
-   or large spread sets `low_confidence` with reasons.
+   or large spread sets `likely_failed` with its reasons.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ class RigidResult:
     prealignment: str
     refined: bool
     estimator: str
-    low_confidence: bool = False
-    warnings: list = field(default_factory=list)
+    likely_failed: bool = False  # the result is probably wrong: see failure_reasons
+    failure_reasons: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)  # seconds per stage (prepare, prealign, predict, ...)
     swapped: bool = False        # order "auto" made the second input the fixed image
     ordering: dict | None = None  # the modality classifier's details with order "auto"
@@ -83,8 +83,8 @@ class RigidResult:
                 "uncertainty": self.uncertainty, "metrics": self.metrics,
                 "seconds": round(self.elapsed_s, 3), "prealignment": self.prealignment,
                 "estimator": self.estimator,
-                "refined": self.refined, "low_confidence": self.low_confidence,
-                "warnings": list(self.warnings), "swapped": self.swapped, "ordering": self.ordering,
+                "refined": self.refined, "likely_failed": self.likely_failed,
+                "failure_reasons": list(self.failure_reasons), "swapped": self.swapped, "ordering": self.ordering,
                 "stage_seconds": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
@@ -229,21 +229,21 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions
     image, mask = _registered(prep_f, prep_m, matrix)
     metrics = quality_metrics(prep_f.image, prep_f.mask, image, mask)
     clock.stage("metrics")
-    warnings = confidence_warnings(metrics, uncertainty)
+    reasons = failure_reasons(metrics, uncertainty)
     report(progress, 1.0, "done")
     return RigidResult(matrix=matrix, params=matrix_to_rigid(matrix, center), center=center,
                        uncertainty=uncertainty, metrics=metrics, elapsed_s=time.perf_counter() - start,
                        prealignment=prealignment, refined=opts.refine, estimator=opts.estimator,
-                       low_confidence=bool(warnings), warnings=warnings, timings=clock.seconds,
+                       likely_failed=bool(reasons), failure_reasons=reasons, timings=clock.seconds,
                        swapped=ordering is not None and fixed_index == 1, ordering=ordering)
 
 
-def confidence_warnings(metrics: dict, uncertainty: dict) -> list[str]:
+def failure_reasons(metrics: dict, uncertainty: dict) -> list[str]:
     """Why a result is probably wrong: poor head overlap, or an unstable prediction."""
-    warnings = []
+    reasons = []
     if metrics["DSC"] < LOW_DSC:
-        warnings.append(f"the head masks overlap poorly after registration (DSC {metrics['DSC']:.2f})")
+        reasons.append(f"the head masks overlap poorly after registration (DSC {metrics['DSC']:.2f})")
     if uncertainty["corner_mm"] > HIGH_SPREAD_MM:
-        warnings.append(f"the prediction is unstable under small perturbations "
-                        f"(spread {uncertainty['corner_mm']:.1f} mm at the head box corners)")
-    return warnings
+        reasons.append(f"the prediction is unstable under small perturbations "
+                       f"(spread {uncertainty['corner_mm']:.1f} mm at the head box corners)")
+    return reasons

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from dlreg.options import Options, option
+from dlreg.options import Options, OptionsError, option
 
 MODES = ("default", "paper")
 ESTIMATORS = ("auto", "mlp", "closed-form", "robust")
@@ -30,3 +30,9 @@ class ZeroShotOptions(Options):
                                         metavar="PATH", path=True)
     seed: int = option(0, "seed of every random choice", minimum=0, maximum=2 ** 32 - 1)
     device: str = option("auto", "compute device: auto, cpu, cuda, cuda:N or mps")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.vgg_weights is not None and self.mode != "paper":
+            raise OptionsError("option vgg_weights is used only in paper mode (mode default uses fixed, "
+                               "contrast-invariant filters): choose mode paper or leave vgg_weights unset")

@@ -49,6 +49,8 @@ class ZeroShotResult:
     mode: str
     estimator: str
     details: dict = field(default_factory=dict)
+    likely_failed: bool = False  # the result is probably wrong: see failure_reasons
+    failure_reasons: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         """JSON-serialisable summary (no image arrays)."""
@@ -57,7 +59,8 @@ class ZeroShotResult:
                 "param_variance": dict(zip(PARAM_ORDER, map(float, self.param_variance))),
                 "uncertainty": self.uncertainty_summary, "metrics_before": self.metrics_before,
                 "metrics_after": self.metrics_after, "elapsed_s": self.elapsed_s, "mode": self.mode,
-                "estimator": self.estimator, "details": self.details}
+                "estimator": self.estimator, "details": self.details, "likely_failed": self.likely_failed,
+                "failure_reasons": list(self.failure_reasons)}
 
 
 def _check_inputs(fixed: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
