@@ -1,11 +1,10 @@
 """3D rigid multi-modal registration of the head with a deep CNN: the Slicer module (GUI and thin logic over dlreg)."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import slicer
-import vtk
 from slicer import vtkMRMLLinearTransformNode, vtkMRMLScalarVolumeNode
-from slicer.parameterNodeWrapper import Choice, Default, Minimum, WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, Default, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -22,16 +21,18 @@ class RigidDCNNRegistration(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "Rigid DCNN Registration"
         self.parent.categories = ["Registration"]
-        self.parent.dependencies = ["PyTorchUtils"]
+        self.parent.dependencies = ["SlicerDLRegCommon"]
         self.parent.contributors = ["SlicerDLReg developers"]
         self.parent.helpText = """
 Rigid 3D registration of multi-modal head images (CT, MR) in seconds: a deep convolutional network finds
 matching landmarks in the two heads and the rotation and translation follow from them (Estimator "keypoints";
 "ann" is the paper's direct regression), after an optional principal-axes pre-alignment, and an optional
-short mutual-information search refines it. Repeated predictions on perturbed inputs estimate the uncertainty.
-With "automatic" order the modality classifier decides which volume is fixed (MR-T1 preferred).
-The result is a linear transform (apply it to the moving volume to lay it over the fixed one) and a
-registered volume. The Training section fits the network on a folder of your own images.
+short mutual-information search refines it. Repeated predictions on perturbed inputs estimate the uncertainty,
+and a result that is probably wrong is flagged. With order "auto" the modality classifier decides which volume
+is fixed (MR-T1 preferred). The result is a linear transform (apply it to the moving volume to lay it over the
+fixed one) and a registered volume. The Training section fits the network on a folder of your own images.
+The work runs in a background process: the window stays responsive and Cancel stops it at once.
+Try it on Sample Data > SlicerDLReg > DLRegStroke. Needs Slicer 5.4 or newer and PyTorch.
 See <a href="https://github.com/SlicerDLReg/SlicerDLReg#rigiddcnnregistration">the documentation</a>.
 """
         self.parent.acknowledgementText = """
@@ -43,59 +44,64 @@ of the head", Scientific Reports 11, 1860 (2021).
 
 @parameterNodeWrapper
 class RigidDCNNRegistrationParameterNode:
-    """Panel state, saved with the scene."""
+    """Panel state, saved with the scene. The fields from estimator to device are dlreg's RigidOptions,
+    one for one (camelCase); Testing/test_module_files.py fails if they drift apart."""
 
     fixedVolume: vtkMRMLScalarVolumeNode
     movingVolume: vtkMRMLScalarVolumeNode
-    order: Annotated[str, Choice(["manual", "automatic"]), Default("manual")]
+    estimator: Annotated[str, Choice(["keypoints", "ann"]), Default("keypoints")]
     refine: Annotated[bool, Default(True)]
     pcaPrealign: Annotated[bool, Default(True)]
-    estimator: Annotated[str, Choice(["keypoints", "ann"]), Default("keypoints")]
-    nUncertainty: Annotated[int, WithinRange(1, 64), Default(8)]
+    nUncertainty: Annotated[int, WithinRange(0, 64), Default(8)]
+    weights: str  # a path; empty: the estimator's bundled weights
+    order: Annotated[str, Choice(["manual", "auto"]), Default("manual")]
+    seed: Annotated[int, WithinRange(0, 2147483647), Default(0)]
     device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"]), Default("auto")]
-    seed: Annotated[int, Minimum(0)]
     outputTransform: vtkMRMLLinearTransformNode
     outputVolume: vtkMRMLScalarVolumeNode
     showResult: Annotated[bool, Default(True)]
-    trainingEpochs: Annotated[int, WithinRange(1, 10000), Default(50)]
+    trainingData: str  # a folder (one sub-folder per subject) or a CSV of pairs
+    trainingOutput: str  # a folder for checkpoints and weights
+    trainingSteps: Annotated[int, WithinRange(1, 1000000), Default(1500)]
+    trainingEpochs: Annotated[int, WithinRange(1, 10000), Default(30)]
 
 
 class RigidDCNNRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Module panel: the .ui bound to the parameter node, Apply, Train and Cancel."""
+    """Module panel: the .ui bound to the parameter node; Apply and Train start background runs, Cancel stops them."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._progress = None
+        self._panel = None
+        self._run = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/RigidDCNNRegistration.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.uiWidget = slicer.util.loadUI(self.resourcePath("UI/RigidDCNNRegistration.ui"))
+        self.layout.addWidget(self.uiWidget)
+        self.ui = slicer.util.childWidgetVariables(self.uiWidget)
+        self.uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = RigidDCNNRegistrationLogic()
-        from SlicerDLRegLib import ProgressReporter
+        from SlicerDLRegLib import BackgroundRun, ParameterPanel
 
-        self._progress = ProgressReporter(
-            self.ui.progressBar, self.ui.cancelButton, [self.ui.applyButton, self.ui.trainButton])
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self._run = BackgroundRun(self.ui.progressBar, self.ui.cancelButton,
+                                  [self.ui.applyButton, self.ui.trainButton], self._checkCanApply)
+        self._panel = ParameterPanel(self, self.logic, self._checkCanApply, ("fixedVolume", "movingVolume"))
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, lambda *_: self._run.cancel())
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.trainButton.connect("clicked(bool)", self.onTrainButton)
-        self.initializeParameterNode()
+        self._panel.bind()
 
     def cleanup(self) -> None:
+        self._run.cancel()
         self.removeObservers()
 
     def enter(self) -> None:
-        self.initializeParameterNode()
+        self._panel.bind()
 
     def exit(self) -> None:
-        self.setParameterNode(None)
+        self._panel.unbind()
 
     def onReload(self) -> None:
         """Developer reload: the dlreg core is imported afresh too."""
@@ -104,107 +110,98 @@ class RigidDCNNRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMi
         SlicerDLRegLib.forgetPackages()
         ScriptedLoadableModuleWidget.onReload(self)
 
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
+    def _checkCanApply(self) -> None:
+        from dlreg.mrml.panel import pair_action, training_action
 
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        """Use the module's parameter node; preselect the first two volumes of the scene."""
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.fixedVolume and not self._parameterNode.movingVolume:
-            self._parameterNode.fixedVolume = slicer.mrmlScene.GetNthNodeByClass(0, "vtkMRMLScalarVolumeNode")
-            self._parameterNode.movingVolume = slicer.mrmlScene.GetNthNodeByClass(1, "vtkMRMLScalarVolumeNode")
-
-    def setParameterNode(self, parameterNode: Optional[RigidDCNNRegistrationParameterNode]) -> None:
-        """Bind the GUI to `parameterNode` (None: unbind)."""
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        p = self._parameterNode
-        ready = bool(p and p.fixedVolume and p.movingVolume and p.fixedVolume != p.movingVolume)
-        self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = "Register the moving volume to the fixed one" if ready else "Select two volumes"
+        p = self._panel.node if self._panel else None
+        running = bool(self._run and self._run.running)
+        enabled, tip = pair_action(p.fixedVolume if p else None, p.movingVolume if p else None, running=running)
+        self.ui.applyButton.enabled, self.ui.applyButton.toolTip = enabled, tip
+        enabled, tip = training_action(p.trainingData if p else "", p.trainingOutput if p else "", running=running)
+        self.ui.trainButton.enabled, self.ui.trainButton.toolTip = enabled, tip
 
     def onApplyButton(self) -> None:
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Registration failed.", waitCursor=True), self._progress.running():
-            result = self.logic.process(
-                p.fixedVolume, p.movingVolume, order=p.order, refine=p.refine, pcaPrealign=p.pcaPrealign,
-                nUncertainty=p.nUncertainty, weights=self.ui.weightsPathLineEdit.currentPath or None,
-                estimator=p.estimator, device=p.device, seed=p.seed, outputTransform=p.outputTransform,
-                outputVolume=p.outputVolume, progress=self._progress, interactive=True)
-            p.outputTransform = result.transform_node
-            p.outputVolume = result.output_volume
-            self.ui.resultTextEdit.setPlainText(result.summary_text())
-            if p.showResult:
-                self.logic.showResult(result)
+        p = self._panel.node
+        with slicer.util.tryWithErrorDisplay("Registration could not start.", waitCursor=True):
+            from SlicerDLRegLib import ensureDependencies
+
+            ensureDependencies(interactive=True)
+            from dlreg.mrml.jobs import rigid_job
+            from dlreg.rigid3d.options import RigidOptions
+
+            job = rigid_job(p.fixedVolume, p.movingVolume, RigidOptions.from_attributes(p),
+                            outputs={"output_transform": p.outputTransform, "output_volume": p.outputVolume})
+            self._run.start(job, self._onRegistered, title="Rigid registration")
+
+    def _onRegistered(self, result) -> None:
+        p = self._panel.node
+        p.outputTransform, p.outputVolume = result.transform_node, result.output_volume
+        self.ui.resultTextEdit.setPlainText(result.summary_text())
+        if p.showResult:
+            self.logic.showResult(result)
 
     def onTrainButton(self) -> None:
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Training failed.", waitCursor=True), self._progress.running():
-            weights = self.logic.train(
-                self.ui.trainingFolderButton.directory, self.ui.trainingOutputButton.directory,
-                epochs=p.trainingEpochs, estimator=p.estimator, device=p.device, progress=self._progress,
-                interactive=True)
-            self.ui.weightsPathLineEdit.currentPath = str(weights)
-            self.ui.resultTextEdit.setPlainText(f"Trained weights written to {weights}; they are now selected.")
+        p = self._panel.node
+        with slicer.util.tryWithErrorDisplay("Training could not start.", waitCursor=True):
+            from SlicerDLRegLib import ensureDependencies
+
+            ensureDependencies(interactive=True)
+            from dlreg.mrml.jobs import train_rigid_job
+
+            job = train_rigid_job(p.trainingData, p.trainingOutput, estimator=p.estimator, steps=p.trainingSteps,
+                                  epochs=p.trainingEpochs, device=p.device)
+            self._run.start(job, self._onTrained, title="Training")
+
+    def _onTrained(self, weights) -> None:
+        self._panel.node.weights = str(weights)
+        self.ui.resultTextEdit.setPlainText(f"Trained weights written to {weights}; they are now selected.")
 
 
 class RigidDCNNRegistrationLogic(ScriptedLoadableModuleLogic):
-    """Thin adapter over dlreg.mrml.rigid3d and dlreg.rigid3d.training, usable in the console and in batch mode."""
+    """Thin adapter over dlreg.mrml.rigid3d and dlreg.training for the Python console and batch mode
+    (runs in this process)."""
 
     def getParameterNode(self) -> RigidDCNNRegistrationParameterNode:
         return RigidDCNNRegistrationParameterNode(super().getParameterNode())
 
-    def process(self, fixedVolume, movingVolume, *, order: str = "manual", refine: bool = True,
-                pcaPrealign: bool = True, nUncertainty: int = 8, weights: Optional[str] = None,
-                estimator: str = "keypoints", device: str = "auto", seed: int = 0, outputTransform=None,
-                outputVolume=None, progress=None, interactive: bool = False):
-        """Rigidly register the moving volume to the fixed one (order="automatic": the classifier decides which
-        is which; estimator "keypoints" or the paper's "ann"); inputs are left unchanged, outputs left as None
-        are created. Returns dlreg's result."""
-        from SlicerDLRegLib import ensureTorch
+    def process(self, fixedVolume, movingVolume, options=None, *, outputTransform=None, outputVolume=None,
+                progress=None, show: bool = False, interactive: bool = False, **changes):
+        """Rigidly register the moving volume to the fixed one; inputs are left unchanged.
 
-        ensureTorch(interactive)
+        options: a dlreg.rigid3d.RigidOptions (keyword changes such as order="auto" apply on top; with
+        order "auto" the classifier decides which volume is fixed). Outputs left as None are created; the
+        slice views change only with show=True. Returns dlreg's result: transform_node, output_volume,
+        table_node, fixed_node, moving_node, likely_failed and summary_text().
+        """
+        from SlicerDLRegLib import ensureDependencies
+
+        ensureDependencies(interactive)
         from dlreg.mrml import rigid3d
 
-        return rigid3d.register_nodes(
-            fixedVolume, movingVolume, order=order, refine=refine, pca_prealign=pcaPrealign,
-            n_uncertainty=nUncertainty, weights=weights, estimator=estimator, device=device, seed=seed,
-            output_transform=outputTransform, output_volume=outputVolume, progress=progress)
+        result = rigid3d.register_nodes(fixedVolume, movingVolume, options, output_transform=outputTransform,
+                                        output_volume=outputVolume, progress=progress, **changes)
+        if show:
+            self.showResult(result)
+        return result
 
-    def train(self, folder: str, outputDir: str, *, epochs: int = 50, estimator: str = "keypoints",
-              device: str = "auto", progress=None, interactive: bool = False):
-        """Train the `estimator`'s network on the images of `folder` (epochs: passes over the paper's augmented
-        set; for keypoints, x100 steps); returns the path of the weights written to `outputDir`."""
-        from SlicerDLRegLib import ensureTorch
+    def train(self, data: str, outputFolder: str, *, estimator: str = "keypoints", steps: int = 1500,
+              epochs: int = 30, device: str = "auto", progress=None, interactive: bool = False):
+        """Train the estimator's network on `data` (a folder or CSV; keypoints: `steps` steps, ann: `epochs`
+        epochs); returns the path of the weights written to `outputFolder`."""
+        from SlicerDLRegLib import ensureDependencies
 
-        ensureTorch(interactive)
-        from dlreg.rigid3d import keypoint_training, training
+        ensureDependencies(interactive)
+        from dlreg.training.rigid import dcnn_ann, keypoints
 
         if estimator == "keypoints":
-            return keypoint_training.train_from_folder(folder, outputDir, steps=100 * epochs, device=device,
-                                                       progress=progress)
-        return training.train_from_folder(folder, outputDir, epochs=epochs, device=device, progress=progress)
+            return keypoints.train_from_folder(data, outputFolder, steps=steps, device=device, progress=progress)
+        return dcnn_ann.train_from_folder(data, outputFolder, epochs=epochs, device=device, progress=progress)
 
     def showResult(self, result, opacity: float = 0.5) -> None:
         """Show the registered volume over the volume that was used as fixed, in all slice views."""
-        from dlreg.mrml.display import show_overlay
+        from dlreg.mrml.display import show_registration
 
-        transform = result.transform_node
-        fixedVolume = transform.GetNodeReference(transform.GetFixedNodeReferenceRole())
-        if result.output_volume is not None:
-            show_overlay(fixedVolume, result.output_volume, opacity=opacity)
+        show_registration(result.fixed_node, result.output_volume, opacity=opacity)
 
 
 class RigidDCNNRegistrationTest(ScriptedLoadableModuleTest):
@@ -245,9 +242,10 @@ class RigidDCNNRegistrationTest(ScriptedLoadableModuleTest):
         moving = self._movedCopy(fixed, motion)
         before = [volumeState(fixed), volumeState(moving)]
         steps = []
-        result = RigidDCNNRegistrationLogic().process(fixed, moving, nUncertainty=2, progress=recordProgress(steps))
+        result = RigidDCNNRegistrationLogic().process(fixed, moving, n_uncertainty=2, progress=recordProgress(steps))
         self.assertEqual([volumeState(fixed), volumeState(moving)], before)
         self.assertEqual(steps[-1], 1.0)
+        self.assertFalse(result.likely_failed)
         transform = result.transform_node
         self.assertEqual(transform.GetNodeReferenceID(transform.GetFixedNodeReferenceRole()), fixed.GetID())
         self.assertEqual(transform.GetNodeReferenceID(transform.GetMovingNodeReferenceRole()), moving.GetID())

@@ -7,7 +7,6 @@ no skull), because the project ships no real CT.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -15,11 +14,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from dlreg.cli import main
 from dlreg.errors import InputImageError, WeightsError
 from dlreg.imaging.io import read_image
 from dlreg.modality.classes import CLASSES
 from dlreg.modality.classifier import BUNDLED
-from dlreg.modality.cli import add_commands
 from dlreg.modality.ordering import order_images
 from dlreg.modality.pipeline import classify_image
 from dlreg.sampledata import sample_path
@@ -108,11 +107,8 @@ def test_weights_for_other_input_channels_are_refused(tmp_path, mni_t1):
 
 
 def test_cli_classify_json(capsys):
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command"))
     paths = [str(sample_path(n)) for n in ("stroke_t2_2mm.nrrd", "stroke_flair_2mm.nrrd")]
-    args = parser.parse_args(["classify", *paths, "--json"])
-    assert args.func(args) == 0
+    assert main(["classify", *paths, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out[paths[0]]["label"] == "MR-T2"
     assert [out[p]["label"] for p in paths] == [classify_image(read_image(p)).label for p in paths]

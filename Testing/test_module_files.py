@@ -19,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("ZeroShotRegistration", "RigidDCNNRegistration", "ModalityClassifier")
+COMMON = "SlicerDLRegCommon"  # the hidden module that carries SlicerDLRegLib
 ISLAM_2021 = ("A deep learning based framework for the registration of three dimensional "
               "multi-modal medical images of the head")
 PAPERS = {
@@ -150,8 +151,9 @@ def test_module_metadata_is_complete(module):
     for key in ("title", "helpText", "acknowledgementText"):
         assert isinstance(meta.get(key), str) and meta[key].strip(), f"{module}: empty {key}"
     assert meta.get("categories") == ["Registration"]
-    for key in ("contributors", "dependencies"):
-        assert meta.get(key) and all(isinstance(v, str) and v.strip() for v in meta[key]), f"{module}: {key}"
+    assert meta.get("contributors") and all(isinstance(v, str) and v.strip() for v in meta["contributors"])
+    # the shared helpers load first; PyTorch is a soft dependency (the modules load without it)
+    assert meta.get("dependencies") == [COMMON], f"{module}: dependencies must be exactly [{COMMON!r}]"
     assert PAPERS[module] in " ".join(meta["acknowledgementText"].split()), f"{module} must cite its paper"
 
 
@@ -288,9 +290,9 @@ def test_extension_cmake_has_metadata_and_parts():
     assert 'set(EXTENSION_CATEGORY "Registration")' in text
     assert re.search(r"set\(EXTENSION_DEPENDS\s+\"?PyTorch\"?\)", text)
     parts = re.findall(r"add_subdirectory\((\w+)\)", text)
-    assert parts == ["dlreg", *MODULES]
+    assert parts == ["dlreg", COMMON, *MODULES]
     assert all((ROOT / part / "CMakeLists.txt").is_file() for part in parts)
-    for line in ("find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})",
+    for line in ("find_package(Slicer 5.4 REQUIRED)", "include(${Slicer_USE_FILE})",
                  "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
         assert line in text
 
@@ -368,7 +370,7 @@ def test_dlreg_imports_point_downwards(path):
 # ---------------------------------------------------------------------------------------------- icons
 
 
-ICONS = [f"{m}/Resources/Icons/{m}.png" for m in MODULES] + ["Resources/Icons/SlicerDLReg.png"]
+ICONS = [f"{m}/Resources/Icons/{m}.png" for m in (*MODULES, COMMON)] + ["Resources/Icons/SlicerDLReg.png"]
 
 
 @pytest.mark.parametrize("path", ICONS)

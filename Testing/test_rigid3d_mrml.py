@@ -65,7 +65,7 @@ def test_transform_node_lays_moving_on_fixed_at_the_truth(mrml, oblique_pair, co
     if contrast == "T2":  # given in the wrong order on purpose: the modality classifier makes T1 fixed
         out = register_nodes(moving_node, fixed_node, order="auto", n_uncertainty=2,
                              progress=lambda f, m: steps.append(f))
-        assert out.registration.ordering and out.registration.swapped
+        assert out.payload["ordering"] and out.payload["swapped"]
     else:  # into output nodes the caller gives
         given = [mrml.scene.AddNewNodeByClass(c) for c in ("vtkMRMLLinearTransformNode", "vtkMRMLScalarVolumeNode")]
         out = register_nodes(fixed_node, moving_node, n_uncertainty=2, output_transform=given[0],
@@ -78,7 +78,7 @@ def test_transform_node_lays_moving_on_fixed_at_the_truth(mrml, oblique_pair, co
     laid = np.array([to_parent.TransformPoint(p) for p in moved])
     error = np.linalg.norm(laid - lps_ras_convert(corners), axis=1)
     assert error.max() < tolerance_mm, error
-    np.testing.assert_allclose(matrix_from_transform_node(out.transform_node), out.registration.matrix, atol=1e-9)
+    np.testing.assert_allclose(matrix_from_transform_node(out.transform_node), out.matrix, atol=1e-9)
     ref = out.transform_node
     assert ref.GetNodeReference(ref.GetFixedNodeReferenceRole()) is fixed_node
     assert ref.GetNodeReference(ref.GetMovingNodeReferenceRole()) is moving_node

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -11,12 +10,12 @@ import SimpleITK as sitk
 import torch
 from test_rigid3d_parts import bundled_training_folder, corrupted_checkpoint, resampled_move
 
+from dlreg.cli import main
 from dlreg.errors import CancelledError, InputImageError, WeightsError
 from dlreg.imaging.geometry import apply_matrix
 from dlreg.imaging.io import read_image
 from dlreg.imaging.rigid import random_rigid
 from dlreg.imaging.transforms import read_transform
-from dlreg.rigid3d import cli as rigid_cli
 from dlreg.rigid3d.pipeline import register_images
 from dlreg.rigid3d.preprocess import image_box_corners, prepare
 from dlreg.sampledata import sample_path
@@ -99,13 +98,11 @@ def test_cli_register3d_writes_transform_and_json(tiny_model, stroke_case, tmp_p
     fixed, moving, _, _ = stroke_case
     sitk.WriteImage(fixed, str(tmp_path / "fixed.nrrd"))
     sitk.WriteImage(moving, str(tmp_path / "moving.nrrd"))
-    parser = argparse.ArgumentParser()
-    rigid_cli.add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["register3d", str(tmp_path / "fixed.nrrd"), str(tmp_path / "moving.nrrd"),
-                              "--output-transform", str(tmp_path / "t.tfm"), "--output-image",
-                              str(tmp_path / "r.nii.gz"), "--no-refine", "--uncertainty", "1",
-                              "--weights", str(tiny_model[0]), "--estimator", "ann", "--json"])
-    assert args.func(args) == 0
+    code = main(["register3d", str(tmp_path / "fixed.nrrd"), str(tmp_path / "moving.nrrd"),
+                 "--output-transform", str(tmp_path / "t.tfm"), "--output-image",
+                 str(tmp_path / "r.nii.gz"), "--no-refine", "--n-uncertainty", "1",
+                 "--weights", str(tiny_model[0]), "--estimator", "ann", "--json"])
+    assert code == 0
     payload = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose(read_transform(tmp_path / "t.tfm"), payload["matrix_lps_fixed_to_moving"],
                                atol=1e-6)

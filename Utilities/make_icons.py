@@ -117,6 +117,7 @@ ICONS = {
     "RigidDCNNRegistration/Resources/Icons/RigidDCNNRegistration.png": rigid_dcnn,
     "ModalityClassifier/Resources/Icons/ModalityClassifier.png": modality,
     "Resources/Icons/SlicerDLReg.png": extension,
+    "SlicerDLRegCommon/Resources/Icons/SlicerDLRegCommon.png": extension,
 }
 
 

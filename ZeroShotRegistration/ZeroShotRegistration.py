@@ -3,9 +3,8 @@
 from typing import Annotated, Optional, Union
 
 import slicer
-import vtk
 from slicer import vtkMRMLLinearTransformNode, vtkMRMLScalarVolumeNode
-from slicer.parameterNodeWrapper import Choice, Default, Minimum, WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, Default, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -22,37 +21,41 @@ class ZeroShotRegistration(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "Zero-Shot Registration"
         self.parent.categories = ["Registration"]
-        self.parent.dependencies = ["PyTorchUtils"]
+        self.parent.dependencies = ["SlicerDLRegCommon"]
         self.parent.contributors = ["SlicerDLReg developers"]
         self.parent.helpText = """
 Registers a slice of the moving volume to the same slice of the fixed volume (affine, in the slice plane)
-in a fraction of a second and without any training data: keypoints are the centres of mass of feature maps
-of a convolutional network pretrained on natural images, and a small regressor maps them to the transform.
-Bootstrapping the keypoints gives an uncertainty map of the registration.
+in a fraction of a second and without any training data: keypoints are the centres of mass of feature maps,
+and a robust fit (or the paper's regressor) maps them to the transform. Randomly blackened copies of the
+moving image give an uncertainty map of the registration, and a result that is probably wrong is flagged.
 Pick the slice in the matching slice view (axial: Red, sagittal: Yellow, coronal: Green) or register all slices.
 Results: a linear transform (apply it to the moving volume to lay it over the fixed one), the registered
-volume and the uncertainty map, shown as an overlay.
+volume and the uncertainty map. The work runs in a background process: the window stays responsive and
+Cancel stops it at once. Try it on Sample Data > SlicerDLReg > DLRegStroke. Needs Slicer 5.4 or newer and PyTorch.
 See <a href="https://github.com/SlicerDLReg/SlicerDLReg#zeroshotregistration">the documentation</a>.
 """
         self.parent.acknowledgementText = """
 This module implements the method of A. Kori and G. Krishnamurthi,
-"Zero Shot Learning for Multi-Modal Real Time Image Registration", arXiv preprint, 2019.
+"Zero Shot Learning for Multi-Modal Real Time Image Registration", arXiv:1908.06213, 2019.
 """
 
 
 @parameterNodeWrapper
 class ZeroShotRegistrationParameterNode:
-    """Panel state, saved with the scene."""
+    """Panel state, saved with the scene. The fields from mode to device are dlreg's ZeroShotOptions,
+    one for one (camelCase); Testing/test_module_files.py fails if they drift apart."""
 
     fixedVolume: vtkMRMLScalarVolumeNode
     movingVolume: vtkMRMLScalarVolumeNode
-    sliceAxis: Annotated[str, Choice(["axial", "sagittal", "coronal"]), Default("axial")]
-    allSlices: bool
     mode: Annotated[str, Choice(["default", "paper"]), Default("default")]
     estimator: Annotated[str, Choice(["auto", "mlp", "closed-form", "robust"]), Default("auto")]
+    plane: Annotated[str, Choice(["axial", "coronal", "sagittal"]), Default("axial")]
     nBootstrap: Annotated[int, WithinRange(1, 100), Default(10)]
-    nUncertainty: Annotated[int, WithinRange(1, 100), Default(10)]
-    seed: Annotated[int, Minimum(0)]
+    nUncertainty: Annotated[int, WithinRange(0, 100), Default(10)]
+    vggWeights: str  # a path; empty: the bundled VGG16 block
+    seed: Annotated[int, WithinRange(0, 2147483647), Default(0)]
+    device: Annotated[str, Choice(["auto", "cpu", "cuda", "mps"]), Default("auto")]
+    allSlices: bool
     outputTransform: vtkMRMLLinearTransformNode
     outputVolume: vtkMRMLScalarVolumeNode
     outputUncertainty: vtkMRMLScalarVolumeNode
@@ -61,39 +64,40 @@ class ZeroShotRegistrationParameterNode:
 
 
 class ZeroShotRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Module panel: the .ui bound to the parameter node, Apply and Cancel."""
+    """Module panel: the .ui bound to the parameter node; Apply starts a background run, Cancel stops it."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._progress = None
+        self._panel = None
+        self._run = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/ZeroShotRegistration.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.uiWidget = slicer.util.loadUI(self.resourcePath("UI/ZeroShotRegistration.ui"))
+        self.layout.addWidget(self.uiWidget)
+        self.ui = slicer.util.childWidgetVariables(self.uiWidget)
+        self.uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = ZeroShotRegistrationLogic()
-        from SlicerDLRegLib import ProgressReporter
+        from SlicerDLRegLib import BackgroundRun, ParameterPanel
 
-        self._progress = ProgressReporter(self.ui.progressBar, self.ui.cancelButton, [self.ui.applyButton])
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self._run = BackgroundRun(self.ui.progressBar, self.ui.cancelButton, [self.ui.applyButton],
+                                  self._checkCanApply)
+        self._panel = ParameterPanel(self, self.logic, self._checkCanApply, ("fixedVolume", "movingVolume"))
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, lambda *_: self._run.cancel())
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.initializeParameterNode()
+        self._panel.bind()
 
     def cleanup(self) -> None:
+        self._run.cancel()
         self.removeObservers()
 
     def enter(self) -> None:
-        self.initializeParameterNode()
+        self._panel.bind()
 
     def exit(self) -> None:
-        self.setParameterNode(None)
+        self._panel.unbind()
 
     def onReload(self) -> None:
         """Developer reload: the dlreg core is imported afresh too."""
@@ -102,99 +106,87 @@ class ZeroShotRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMix
         SlicerDLRegLib.forgetPackages()
         ScriptedLoadableModuleWidget.onReload(self)
 
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
+    def _checkCanApply(self) -> None:
+        from dlreg.mrml.panel import pair_action
 
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        """Use the module's parameter node; preselect the first two volumes of the scene."""
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.fixedVolume and not self._parameterNode.movingVolume:
-            self._parameterNode.fixedVolume = slicer.mrmlScene.GetNthNodeByClass(0, "vtkMRMLScalarVolumeNode")
-            self._parameterNode.movingVolume = slicer.mrmlScene.GetNthNodeByClass(1, "vtkMRMLScalarVolumeNode")
-
-    def setParameterNode(self, parameterNode: Optional[ZeroShotRegistrationParameterNode]) -> None:
-        """Bind the GUI to `parameterNode` (None: unbind)."""
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
-
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        p = self._parameterNode
-        ready = bool(p and p.fixedVolume and p.movingVolume and p.fixedVolume != p.movingVolume)
-        self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = "Register the moving volume to the fixed one" if ready else "Select two volumes"
+        p = self._panel.node if self._panel else None
+        enabled, tip = pair_action(p.fixedVolume if p else None, p.movingVolume if p else None,
+                                   running=bool(self._run and self._run.running))
+        self.ui.applyButton.enabled = enabled
+        self.ui.applyButton.toolTip = tip
 
     def onApplyButton(self) -> None:
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Registration failed.", waitCursor=True), self._progress.running():
-            result = self.logic.process(
-                p.fixedVolume, p.movingVolume, sliceAxis=p.sliceAxis, sliceIndex="all" if p.allSlices else "view",
-                mode=p.mode, estimator=p.estimator, nBootstrap=p.nBootstrap, nUncertainty=p.nUncertainty,
-                vggWeights=self.ui.vggWeightsPathLineEdit.currentPath or None, seed=p.seed,
-                outputTransform=p.outputTransform, outputVolume=p.outputVolume, outputUncertainty=p.outputUncertainty,
-                progress=self._progress, interactive=True)
-            p.outputTransform = result.transform_node
-            p.outputVolume = result.output_volume
-            p.outputUncertainty = result.uncertainty_volume
-            self.ui.resultTextEdit.setPlainText(result.summary_text())
-            self.logic.showResult(result, p.fixedVolume, overlay=p.overlay, opacity=p.overlayOpacity)
+        p = self._panel.node
+        with slicer.util.tryWithErrorDisplay("Registration could not start.", waitCursor=True):
+            from SlicerDLRegLib import ensureDependencies
+
+            ensureDependencies(interactive=True)
+            from dlreg.mrml.jobs import zeroshot_job
+            from dlreg.zeroshot.options import ZeroShotOptions
+
+            options = ZeroShotOptions.from_attributes(p)
+            sliceIndex = "all" if p.allSlices else self.logic.sliceIndexInView(p.fixedVolume, options.plane)
+            outputs = {"output_transform": p.outputTransform, "output_volume": p.outputVolume,
+                       "output_uncertainty": p.outputUncertainty}
+            job = zeroshot_job(p.fixedVolume, p.movingVolume, options, slice_index=sliceIndex, outputs=outputs)
+            self._run.start(job, self._onDone, title="Zero-shot registration")
+
+    def _onDone(self, result) -> None:
+        p = self._panel.node
+        p.outputTransform, p.outputVolume = result.transform_node, result.output_volume
+        p.outputUncertainty = result.uncertainty_volume
+        self.ui.resultTextEdit.setPlainText(result.summary_text())
+        self.logic.showResult(result, p.fixedVolume, overlay=p.overlay, opacity=p.overlayOpacity)
 
 
 class ZeroShotRegistrationLogic(ScriptedLoadableModuleLogic):
-    """Thin adapter over dlreg.mrml.zeroshot, usable from the Python console and in batch mode."""
+    """Thin adapter over dlreg.mrml.zeroshot for the Python console and batch mode (runs in this process)."""
 
     sliceViews = {"axial": "Red", "sagittal": "Yellow", "coronal": "Green"}
 
     def getParameterNode(self) -> ZeroShotRegistrationParameterNode:
         return ZeroShotRegistrationParameterNode(super().getParameterNode())
 
-    def process(self, fixedVolume, movingVolume, *, sliceAxis: str = "axial",
-                sliceIndex: Union[None, int, str] = None, mode: str = "default", estimator: str = "auto",
-                nBootstrap: int = 10, nUncertainty: int = 10, vggWeights: Optional[str] = None, seed: int = 0,
+    def process(self, fixedVolume, movingVolume, options=None, *, sliceIndex: Union[None, int, str] = None,
                 outputTransform=None, outputVolume=None, outputUncertainty=None, progress=None,
-                interactive: bool = False):
+                show: Optional[str] = None, interactive: bool = False, **changes):
         """Register the moving volume's slice(s) to the fixed volume's; inputs are left unchanged.
 
-        sliceIndex: an index, "all", "view" (the slice shown in the axis' slice view) or None (dlreg's default).
-        Outputs left as None are created. Returns dlreg's result: transform_node, output_volume,
-        uncertainty_volume, table_node and summary_text().
+        options: a dlreg.zeroshot.ZeroShotOptions (keyword changes such as mode="paper" apply on top).
+        sliceIndex: an index, "all", "view" (the slice shown in the plane's slice view) or None (one-slice
+        images). Outputs left as None are created. The slice views change only with show="registered" or
+        "uncertainty". Returns dlreg's result: transform_node, output_volume, uncertainty_volume, table_node,
+        likely_failed and summary_text().
         """
-        from SlicerDLRegLib import ensureTorch
+        from SlicerDLRegLib import ensureDependencies
 
-        ensureTorch(interactive)
+        ensureDependencies(interactive)
         from dlreg.mrml import zeroshot
+        from dlreg.options import resolve
+        from dlreg.zeroshot.options import ZeroShotOptions
 
+        options = resolve(ZeroShotOptions, options, changes)
         if sliceIndex == "view":
-            sliceIndex = self.sliceIndexInView(fixedVolume, sliceAxis)
-        return zeroshot.register_nodes(
-            fixedVolume, movingVolume, slice_axis=sliceAxis, slice_index=sliceIndex, mode=mode, estimator=estimator,
-            n_bootstrap=nBootstrap, n_uncertainty=nUncertainty, vgg_weights=vggWeights, seed=seed,
-            output_transform=outputTransform, output_volume=outputVolume, output_uncertainty=outputUncertainty,
-            progress=progress)
+            sliceIndex = self.sliceIndexInView(fixedVolume, options.plane)
+        result = zeroshot.register_nodes(fixedVolume, movingVolume, options, slice_index=sliceIndex,
+                                         output_transform=outputTransform, output_volume=outputVolume,
+                                         output_uncertainty=outputUncertainty, progress=progress)
+        if show:
+            self.showResult(result, fixedVolume, overlay=show)
+        return result
 
-    def sliceIndexInView(self, volumeNode, sliceAxis: str) -> int:
-        """Index of the `sliceAxis` slice of the volume at the centre of that axis' slice view."""
+    def sliceIndexInView(self, volumeNode, plane: str) -> int:
+        """Index of the `plane` slice of the volume at the centre of that plane's slice view."""
         from dlreg.mrml.volumes import slice_index_from_ras
 
-        sliceToRAS = slicer.mrmlScene.GetNodeByID("vtkMRMLSliceNode" + self.sliceViews[sliceAxis]).GetSliceToRAS()
-        return slice_index_from_ras(volumeNode, [sliceToRAS.GetElement(i, 3) for i in range(3)], sliceAxis)
+        sliceToRAS = slicer.mrmlScene.GetNodeByID("vtkMRMLSliceNode" + self.sliceViews[plane]).GetSliceToRAS()
+        return slice_index_from_ras(volumeNode, [sliceToRAS.GetElement(i, 3) for i in range(3)], plane)
 
     def showResult(self, result, fixedVolume, overlay: str = "registered", opacity: float = 0.5) -> None:
-        """Show the registered volume or the uncertainty map over the fixed volume in all slice views."""
-        from dlreg.mrml.display import show_overlay
+        """Show the registered volume or the uncertainty map over the fixed volume ("none": nothing)."""
+        from dlreg.mrml.display import show_registration
 
-        foreground = {"registered": result.output_volume, "uncertainty": result.uncertainty_volume}.get(overlay)
-        if foreground is not None:
-            show_overlay(fixedVolume, foreground, opacity=opacity)
+        show_registration(fixedVolume, result.output_volume, result.uncertainty_volume, overlay, opacity)
 
 
 class ZeroShotRegistrationTest(ScriptedLoadableModuleTest):
@@ -217,6 +209,8 @@ class ZeroShotRegistrationTest(ScriptedLoadableModuleTest):
         self.test_RecoversKnownInPlaneShift()
         self.setUp()
         self.test_MultiModalOutputsAndCancel()
+        self.setUp()
+        self.test_BackgroundRunMakesTheSameNodes()
 
     def test_RecoversKnownInPlaneShift(self) -> None:
         """The MNI T1 (axis-aligned) against itself shifted in the axial plane: the transform must undo the shift."""
@@ -234,10 +228,11 @@ class ZeroShotRegistrationTest(ScriptedLoadableModuleTest):
         before = [volumeState(fixed), volumeState(moving)]
         steps = []
         result = ZeroShotRegistrationLogic().process(
-            fixed, moving, sliceAxis="axial", sliceIndex=slice_index_from_ras(fixed, centre, "axial"),
-            nUncertainty=2, progress=recordProgress(steps))
+            fixed, moving, sliceIndex=slice_index_from_ras(fixed, centre, "axial"), n_uncertainty=2,
+            progress=recordProgress(steps))
         self.assertEqual([volumeState(fixed), volumeState(moving)], before)
         self.assertEqual(steps[-1], 1.0)
+        self.assertFalse(result.likely_failed)
         transform = result.transform_node
         self.assertEqual(transform.GetNodeReferenceID(transform.GetFixedNodeReferenceRole()), fixed.GetID())
         self.assertEqual(transform.GetNodeReferenceID(transform.GetMovingNodeReferenceRole()), moving.GetID())
@@ -249,7 +244,8 @@ class ZeroShotRegistrationTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Test passed")
 
     def test_MultiModalOutputsAndCancel(self) -> None:
-        """FLAIR to T1: outputs on the fixed grid, a finite non-negative uncertainty map; Cancel stops the run."""
+        """FLAIR to T1: outputs on the fixed grid, a finite non-negative uncertainty map, the views untouched
+        until shown; Cancel stops the run."""
         import numpy as np
         from SlicerDLRegLib import loadSampleVolume, recordProgress
 
@@ -258,20 +254,38 @@ class ZeroShotRegistrationTest(ScriptedLoadableModuleTest):
 
         fixed = loadSampleVolume("stroke_t1_2mm.nrrd")
         moving = loadSampleVolume("stroke_flair_2mm.nrrd")
+        composite = slicer.mrmlScene.GetNodeByID("vtkMRMLSliceCompositeNodeRed")
+        foregroundBefore = composite.GetForegroundVolumeID()
         logic = ZeroShotRegistrationLogic()
         middle = slice_index_from_ras(fixed, self.centre(fixed), "axial")
-        result = logic.process(fixed, moving, sliceIndex=middle, nUncertainty=3)
+        result = logic.process(fixed, moving, sliceIndex=middle, n_uncertainty=3)
+        self.assertEqual(composite.GetForegroundVolumeID(), foregroundBefore)  # console calls show nothing
         self.assertTrue(result.summary_text())
         self.assertEqual(result.output_volume.GetImageData().GetDimensions(), fixed.GetImageData().GetDimensions())
         uncertainty = slicer.util.arrayFromVolume(result.uncertainty_volume)
         self.assertTrue(np.all(np.isfinite(uncertainty)) and uncertainty.min() >= 0)
         logic.showResult(result, fixed, overlay="uncertainty")
-        composite = slicer.mrmlScene.GetNodeByID("vtkMRMLSliceCompositeNodeRed")
         self.assertEqual(composite.GetForegroundVolumeID(), result.uncertainty_volume.GetID())
         steps = []
         with self.assertRaises(CancelledError):
-            logic.process(fixed, moving, sliceIndex="all", nUncertainty=3,
+            logic.process(fixed, moving, sliceIndex="all", n_uncertainty=3,
                           progress=recordProgress(steps, cancelAfter=2))
         self.assertEqual(len(steps), 2)
         self.delayDisplay("Test passed")
 
+    def test_BackgroundRunMakesTheSameNodes(self) -> None:
+        """The panel's path: the same registration in a child process gives the same transform."""
+        import numpy as np
+        from SlicerDLRegLib import loadSampleVolume
+
+        from dlreg.mrml.jobs import run_job, zeroshot_job
+        from dlreg.zeroshot.options import ZeroShotOptions
+
+        fixed = loadSampleVolume("stroke_t1_2mm.nrrd")
+        moving = loadSampleVolume("stroke_t2_2mm.nrrd")
+        options = ZeroShotOptions(n_uncertainty=2)
+        here = ZeroShotRegistrationLogic().process(fixed, moving, options, sliceIndex=35)
+        there = run_job(zeroshot_job(fixed, moving, options, slice_index=35))
+        np.testing.assert_allclose(slicer.util.arrayFromTransformMatrix(there.transform_node),
+                                   slicer.util.arrayFromTransformMatrix(here.transform_node), atol=1e-6)
+        self.delayDisplay("Test passed")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import typing
 from typing import Any, Mapping, Sequence, TypeVar
@@ -29,18 +30,35 @@ class OptionsError(DLRegError, ValueError):
     """An option has a value it does not accept."""
 
 
-def option(default: Any, help: str, *, choices: Sequence[str] | None = None,  # noqa: A002 - argparse's word
+def option(default: Any, help: str, *, choices: Sequence[str] | None = None,
            minimum: float | None = None, maximum: float | None = None, metavar: str | None = None,
-           path: bool = False, deprecated: Mapping[str, str] | None = None) -> Any:
+           path: bool = False, pattern: str | None = None, deprecated: Mapping[str, str] | None = None) -> Any:
     """A dataclass field with its user-facing description.
 
-    `path` marks a file or folder option (None: the bundled default; an empty path or "."
-    from a GUI path field means None). `deprecated` maps an old command-line spelling to the
-    release that drops it; the old spelling keeps working and prints a deprecation message.
+    `pattern` is a regular expression a text option must match in full. `path` marks a file or
+    folder option (None: the bundled default; an empty path or "." from a GUI path field means
+    None). `deprecated` maps an old command-line spelling to the release that drops it; the old
+    spelling keeps working and prints a deprecation message.
     """
     meta = {"help": help, "choices": tuple(choices) if choices else None, "minimum": minimum,
-            "maximum": maximum, "metavar": metavar, "path": path, "deprecated": dict(deprecated or {})}
+            "maximum": maximum, "metavar": metavar, "path": path, "pattern": pattern,
+            "deprecated": dict(deprecated or {})}
     return dataclasses.field(default=default, metadata=meta)
+
+
+# Seeds are bounded by what a Qt spin box (the Slicer parameter node's widget) can hold.
+SEED_MAX = 2 ** 31 - 1
+
+
+def seed_option() -> Any:
+    """The seed of every random choice (the same seed gives the same result)."""
+    return option(0, "seed of every random choice", minimum=0, maximum=SEED_MAX)
+
+
+def device_option() -> Any:
+    """The torch device."""
+    return option("auto", "compute device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps",
+                  pattern=r"auto|cpu|mps|cuda(:\d+)?")
 
 
 def parameter_name(name: str) -> str:
@@ -228,6 +246,8 @@ def _checked(f: dataclasses.Field, hint: Any, value: Any) -> Any:
     meta = f.metadata
     if meta["choices"] and value not in meta["choices"]:
         raise OptionsError(f"option {f.name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if meta["pattern"] and not re.fullmatch(meta["pattern"], value):
+        raise OptionsError(f"option {f.name}: {value!r} is not valid ({meta['help']})")
     lo, hi = meta["minimum"], meta["maximum"]
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         limits = _describe_limits(f).lstrip("; ")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dlreg.cli import add_dicom_metadata_argument
+
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register `classify`."""
@@ -17,21 +19,23 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     classify.add_argument("images", nargs="+", metavar="IMAGE", help="image file or DICOM folder")
     ModalityOptions.add_arguments(classify, exclude=("prefer_fixed",))
     classify.add_argument("--json", action="store_true", help="print one JSON document")
+    add_dicom_metadata_argument(classify)
     classify.set_defaults(func=run_classify)
 
 
 def run_classify(args: argparse.Namespace) -> int:
     """Classify each image; text lines or one JSON document."""
-    from dlreg.cli import print_json
+    from dlreg.cli import dicom_metadata, print_json
     from dlreg.imaging.io import read_image
     from dlreg.modality.dicom import read_dicom_metadata
     from dlreg.modality.options import ModalityOptions
     from dlreg.modality.pipeline import classify_image
 
     options = ModalityOptions.from_namespace(args)
+    given = dicom_metadata(args)
     results = {}
     for path in args.images:
-        metadata = read_dicom_metadata(path) if Path(path).is_dir() else None
+        metadata = read_dicom_metadata(path) if Path(path).is_dir() else given.get(path)
         results[path] = classify_image(read_image(path), options, dicom_metadata=metadata, name=str(path))
     if args.json:
         print_json({path: r.to_json() for path, r in results.items()})

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from dlreg.modality.classes import CLASSES, MR_T1
-from dlreg.options import Options, option
+from dlreg.options import Options, device_option, option
 
 
 @dataclass(frozen=True)
@@ -17,4 +17,4 @@ class ModalityOptions(Options):
                                     metavar="PATH", path=True)
     prefer_fixed: str = option(MR_T1, "when ordering two volumes, the class to make the fixed image",
                                choices=CLASSES)
-    device: str = option("auto", "compute device: auto, cpu, cuda, cuda:N or mps")
+    device: str = device_option()

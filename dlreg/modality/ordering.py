@@ -14,7 +14,6 @@ import SimpleITK as sitk
 
 from dlreg.modality.classes import CT, MR_FLAIR, MR_T1, MR_T1C, MR_T2, UNKNOWN, check_class
 from dlreg.modality.options import ModalityOptions
-from dlreg.modality.pipeline import classify_image
 from dlreg.modality.result import ModalityResult
 from dlreg.options import resolve
 
@@ -56,6 +55,8 @@ def order_images(image_a: sitk.Image, image_b: sitk.Image, options: ModalityOpti
 
     `metadata` holds each image's DICOM metadata when known.
     """
+    from dlreg.modality.pipeline import classify_image  # torch: order_results alone needs none
+
     opts = resolve(ModalityOptions, options, changes)
     results = [classify_image(img, opts, dicom_metadata=meta, name=f"image {'ab'[i]}")
                for i, (img, meta) in enumerate(zip((image_a, image_b), metadata))]

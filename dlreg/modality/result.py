@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass
@@ -21,3 +21,8 @@ class ModalityResult:
     def to_json(self) -> dict:
         """Plain-JSON form (what the CLI prints)."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: dict) -> "ModalityResult":
+        """Inverse of `to_json` (a result read back from a background run)."""
+        return cls(**{f.name: payload[f.name] for f in fields(cls) if f.name in payload})

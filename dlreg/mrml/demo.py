@@ -63,8 +63,8 @@ def _run_in_scene(context, fixed_image: sitk.Image, moving_image: sitk.Image, ou
     misaligned = volume_node_from_image(resample_to(moving_image, fixed_image, np.linalg.inv(truth)),
                                         "stroke T2 misaligned", scene=context.scene)
     result = register_nodes(fixed, misaligned, ZeroShotOptions(plane="axial", seed=0), slice_index=k)
-    single = result.registration.single
-    error_mm = _error_at_brain_voxels(fixed_image, k, single.matrix, truth)
+    payload = result.payload
+    error_mm = _error_at_brain_voxels(fixed_image, k, np.asarray(payload["matrix_lps_fixed_to_moving"]), truth)
 
     red = context.slice_logics["Red"]
     red.GetSliceNode().RotateToVolumePlane(fixed)
@@ -78,7 +78,6 @@ def _run_in_scene(context, fixed_image: sitk.Image, moving_image: sitk.Image, ou
     panels.append(slice_view_rgba(red, through_ras=centre))
     picture = output / "zeroshot_before_after_uncertainty.png"
     write_png(np.concatenate(panels, axis=1), picture)
-    core = single.in_plane
     return {
         "identity_check": identity,
         "zeroshot": {
@@ -86,10 +85,10 @@ def _run_in_scene(context, fixed_image: sitk.Image, moving_image: sitk.Image, ou
             "misalignment": MISALIGNMENT,
             "median_error_mm": float(np.median(error_mm)),
             "max_error_mm": float(error_mm.max()),
-            "predicted_error_px": core.uncertainty_summary["predicted_grid_error_px"],
-            "metrics_before": core.metrics_before,
-            "metrics_after": core.metrics_after,
-            "registration_s": round(core.elapsed_s, 3),
+            "predicted_error_px": payload["uncertainty"]["predicted_grid_error_px"],
+            "metrics_before": payload["metrics_before"],
+            "metrics_after": payload["metrics_after"],
+            "registration_s": round(payload["elapsed_s"], 3),
             "passed": bool(np.median(error_mm) < fixed_image.GetSpacing()[0]),
         },
         "outputs": [str(picture)],

@@ -44,3 +44,17 @@ def show_overlay(background_node, foreground_node, opacity: float = 0.5,
 def _composite_nodes(scene):
     nodes = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
     return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
+
+
+OVERLAYS = ("registered", "uncertainty", "none")
+
+
+def show_registration(fixed_node, registered_node, uncertainty_node=None, overlay: str = "registered",
+                      opacity: float = 0.5) -> None:
+    """Show a registration over its fixed volume in every slice view: the registered volume, the
+    uncertainty map, or nothing ("none": the views are left as they are)."""
+    if overlay not in OVERLAYS:
+        raise ValueError(f"overlay must be one of {', '.join(OVERLAYS)}, not {overlay!r}")
+    foreground = {"registered": registered_node, "uncertainty": uncertainty_node}.get(overlay)
+    if foreground is not None:
+        show_overlay(fixed_node, foreground, opacity=opacity)

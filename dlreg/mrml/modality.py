@@ -8,19 +8,19 @@ description, so the name stands in for SeriesDescription.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import slicer
 import vtk
 
-from dlreg.modality.classes import CLASSES
+from dlreg.errors import DLRegError
+from dlreg.modality.classes import CLASSES, UNKNOWN
 from dlreg.modality.dicom import metadata_from_attributes
 from dlreg.modality.options import ModalityOptions
-from dlreg.modality.ordering import order_results
-from dlreg.modality.pipeline import classify_image
 from dlreg.modality.result import ModalityResult
 from dlreg.mrml.volumes import image_from_volume_node
 from dlreg.options import resolve
+from dlreg.progress import ProgressCallback, report
 
 ATTRIBUTE = "DLReg.Modality"
 CONFIDENCE_ATTRIBUTE = "DLReg.ModalityConfidence"
@@ -45,23 +45,59 @@ def node_dicom_metadata(node) -> dict[str, str]:
 def classify_node(node, options: ModalityOptions | None = None, *, write_attribute: bool = True,
                   **changes) -> ModalityResult:
     """Classify a scalar volume node; optionally store the class as its DLReg.Modality attribute."""
+    from dlreg.modality.pipeline import classify_image  # torch: only when classifying in this process
+
     metadata = node_dicom_metadata(node)
     result = classify_image(image_from_volume_node(node), options, dicom_metadata=metadata or None,
                             name=f"volume '{node.GetName()}'", **changes)
     if write_attribute:
-        node.SetAttribute(ATTRIBUTE, result.label)
-        node.SetAttribute(CONFIDENCE_ATTRIBUTE, f"{result.confidence:.4f}")
+        set_modality_attributes(node, result)
     return result
+
+
+def classify_nodes(nodes: Sequence, options: ModalityOptions | None = None, *, write_attribute: bool = True,
+                   table=None, progress: ProgressCallback | None = None, **changes) -> list[ModalityResult]:
+    """Classify each node in turn (results in node order); optionally fill `table` with one row each."""
+    if not nodes:
+        raise DLRegError("select at least one volume to classify")
+    opts = resolve(ModalityOptions, options, changes)
+    results = []
+    for index, node in enumerate(nodes):
+        report(progress, index / len(nodes), f"classifying {node.GetName()}")
+        results.append(classify_node(node, opts, write_attribute=write_attribute))
+    report(progress, 1.0, "classified")
+    if table is not None:
+        write_results_table(table.GetScene(), [(n.GetName(), r) for n, r in zip(nodes, results)], table=table)
+    return results
+
+
+def set_modality_attributes(node, result: ModalityResult) -> None:
+    """Store a result on its node: DLReg.Modality (the class or "unknown") and DLReg.ModalityConfidence."""
+    node.SetAttribute(ATTRIBUTE, result.label)
+    node.SetAttribute(CONFIDENCE_ATTRIBUTE, f"{result.confidence:.4f}")
 
 
 def order_nodes(node_a, node_b, options: ModalityOptions | None = None, **changes) -> tuple:
     """(fixed_node, moving_node, details) for two volume nodes; the nodes are not modified."""
+    from dlreg.modality.ordering import order_results
+
     opts = resolve(ModalityOptions, options, changes)
     results = [classify_node(n, opts, write_attribute=False) for n in (node_a, node_b)]
     fixed, moving, details = order_results(*results, prefer_fixed=opts.prefer_fixed)
     nodes = (node_a, node_b)
     details["names"] = [node_a.GetName(), node_b.GetName()]
     return nodes[fixed], nodes[moving], details
+
+
+def summary_line(name: str, result: ModalityResult) -> str:
+    """One line of the module's result text: the class and confidence, or unknown with its reason."""
+    if result.label == UNKNOWN:
+        line = f"{name}: unknown ({result.reason})" if result.reason else f"{name}: unknown"
+    else:
+        line = f"{name}: {result.label} ({result.confidence:.0%})"
+    if result.disagreement:
+        line += f"; DICOM says {result.dicom_label}: check this volume"
+    return line
 
 
 def write_results_table(scene, results: Mapping[str, ModalityResult] | Iterable[tuple[str, ModalityResult]],

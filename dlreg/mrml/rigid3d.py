@@ -1,53 +1,67 @@
 """RigidDCNNRegistration on scene nodes: two volumes in, transform/volume/table nodes out.
 
-The one function the module's logic calls. Input nodes are read, never changed (not even
-their parent transform); results go to new nodes or to the output nodes the caller gives.
-The transform node holds the fixed -> moving mapping as its transform *from parent*, so
-applying it to the moving volume lays the moving volume over the fixed one.
+`register_nodes` runs the registration in this process (the module's Logic for the Python
+console and batch mode); `add_outputs` makes the same output nodes from a result's JSON and
+the resampled image, so a run in a background process (`dlreg.mrml.jobs`) ends in the same
+nodes. Input nodes are read, never changed (not even their parent transform). The transform
+node holds the fixed -> moving mapping as its transform *from parent*, so applying it to the
+moving volume lays the moving volume over the fixed one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
+import SimpleITK as sitk
 import vtk
 
 from dlreg.errors import InputImageError
+from dlreg.imaging.resample import resample_to
 from dlreg.mrml.modality import node_dicom_metadata
-from dlreg.mrml.transforms import resampled_volume_node, transform_node_from_matrix
-from dlreg.mrml.volumes import image_from_volume_node
+from dlreg.mrml.transforms import transform_node_from_matrix
+from dlreg.mrml.volumes import image_from_volume_node, volume_node_from_image
 from dlreg.options import resolve
 from dlreg.progress import ProgressCallback
 from dlreg.rigid3d.options import RigidOptions
-from dlreg.rigid3d.pipeline import RigidResult, register_images
 
 
 @dataclass
 class RigidNodeResult:
-    """Output nodes of one run, the core result behind them and the fixed/moving choice."""
+    """Output nodes of one run, the result's JSON (`RigidResult.to_json()`) and the nodes used as
+    fixed and moving (swapped from the input order when the modality classifier chose)."""
 
     transform_node: object
     output_volume: object
     table_node: object
-    registration: RigidResult
+    payload: dict
     fixed_node: object
     moving_node: object
 
+    @property
+    def matrix(self) -> np.ndarray:
+        """The fixed -> moving LPS 4x4."""
+        return np.asarray(self.payload["matrix_lps_fixed_to_moving"])
+
+    @property
+    def likely_failed(self) -> bool:
+        return bool(self.payload.get("likely_failed"))
+
     def summary_text(self) -> str:
         """A few lines for the module's result box."""
-        payload = self.registration.to_json()
+        payload = self.payload
         p, u, m = payload["parameters"], payload["uncertainty"], payload["metrics"]
         lines = [f"fixed '{self.fixed_node.GetName()}', moving '{self.moving_node.GetName()}'"
-                 + (" (chosen by the modality classifier)" if self.registration.ordering else ""),
+                 + (" (chosen by the modality classifier)" if payload.get("ordering") else ""),
                  f"rotation (deg) {p['rx_deg']:.2f} {p['ry_deg']:.2f} {p['rz_deg']:.2f}, "
                  f"translation (mm) {p['tx_mm']:.2f} {p['ty_mm']:.2f} {p['tz_mm']:.2f}",
                  f"uncertainty {u['rotation_deg']:.2f} deg, {u['corner_mm']:.2f} mm at the head box corners",
                  "  ".join(f"{k} {v:.3f}" for k, v in m.items()),
                  f"{payload['seconds']:.1f} s, pre-alignment {payload['prealignment']}, "
                  f"refinement {'on' if payload['refined'] else 'off'}"]
-        if self.registration.likely_failed:
-            lines.append("LIKELY FAILED: " + "; ".join(self.registration.failure_reasons))
+        if self.likely_failed:
+            lines.append("LIKELY FAILED: " + "; ".join(payload["failure_reasons"]))
         return "\n".join(lines)
 
 
@@ -60,27 +74,50 @@ def register_nodes(fixed_node, moving_node, options: RigidOptions | None = None,
     as in the paper, using the nodes' DICOM attributes when present); `fixed_node` and
     `moving_node` are then just the pair, and the result names the fixed and moving nodes.
     """
+    from dlreg.rigid3d.pipeline import register_images  # torch: only when registering in this process
+
     opts = resolve(RigidOptions, options, changes)
+    check_pair(fixed_node, moving_node)
+    fixed, moving = image_from_volume_node(fixed_node), image_from_volume_node(moving_node)
+    dicom = tuple(node_dicom_metadata(n) or None for n in (fixed_node, moving_node))
+    result = register_images(fixed, moving, opts, progress=progress, dicom=dicom)
+    if result.swapped:
+        fixed, moving = moving, fixed
+    return add_outputs(fixed_node, moving_node, result.to_json(), resample_to(moving, fixed, result.matrix),
+                       output_transform=output_transform, output_volume=output_volume)
+
+
+def check_pair(fixed_node, moving_node) -> None:
+    """Two distinct volume nodes, or an InputImageError."""
     if fixed_node is None or moving_node is None:
         raise InputImageError("two volume nodes are needed")
     if fixed_node is moving_node:
         raise InputImageError("the fixed and moving volumes are the same node")
-    dicom = (node_dicom_metadata(fixed_node), node_dicom_metadata(moving_node))
-    result = register_images(image_from_volume_node(fixed_node), image_from_volume_node(moving_node), opts,
-                             progress=progress, dicom=tuple(d or None for d in dicom))
-    if result.swapped:
+
+
+def add_outputs(fixed_node, moving_node, payload: dict, resampled: sitk.Image, **outputs) -> RigidNodeResult:
+    """The output nodes of a result (nodes in input order; `payload["swapped"]` swaps them)."""
+    *_, result = output_steps(fixed_node, moving_node, payload, resampled, **outputs)
+    return result
+
+
+def output_steps(fixed_node, moving_node, payload: dict, resampled: sitk.Image, *, output_transform=None,
+                 output_volume=None) -> Iterator[RigidNodeResult | None]:
+    """`add_outputs` one node group at a time: yields None between steps and the result last."""
+    if payload.get("swapped"):
         fixed_node, moving_node = moving_node, fixed_node
+    volume = volume_node_from_image(resampled, f"{moving_node.GetName()} registered", scene=fixed_node.GetScene(),
+                                    node=output_volume)
+    yield None
     name = f"{moving_node.GetName()} to {fixed_node.GetName()}"
-    transform = transform_node_from_matrix(result.matrix, fixed_node, moving_node, name=name,
-                                           node=output_transform)
-    volume = resampled_volume_node(moving_node, fixed_node, result.matrix, node=output_volume)
-    table = _results_table(fixed_node.GetScene(), result, f"{name} rigid registration")
-    return RigidNodeResult(transform, volume, table, result, fixed_node, moving_node)
+    matrix = np.asarray(payload["matrix_lps_fixed_to_moving"])
+    transform = transform_node_from_matrix(matrix, fixed_node, moving_node, name=name, node=output_transform)
+    table = _results_table(fixed_node.GetScene(), payload, f"{name} rigid registration")
+    yield RigidNodeResult(transform, volume, table, payload, fixed_node, moving_node)
 
 
-def result_rows(result: RigidResult) -> list[tuple[str, str]]:
+def result_rows(payload: dict) -> list[tuple[str, str]]:
     """(quantity, value) rows: parameters, uncertainty, metrics, time, flags."""
-    payload = result.to_json()
     rows = [(key, f"{payload['parameters'][key]:.4f}")
             for key in ("rx_deg", "ry_deg", "rz_deg", "tx_mm", "ty_mm", "tz_mm")]
     rows.append(("center_lps_mm", " ".join(f"{v:.2f}" for v in payload["parameters"]["center_lps_mm"])))
@@ -92,15 +129,15 @@ def result_rows(result: RigidResult) -> list[tuple[str, str]]:
              ("refined", str(payload["refined"])), ("likely_failed", str(payload["likely_failed"])),
              ("failure_reasons", "; ".join(payload["failure_reasons"]))]
     rows.append(("matrix_lps_fixed_to_moving",
-                 " ".join(f"{v:.6g}" for v in np.asarray(result.matrix).ravel())))
+                 " ".join(f"{v:.6g}" for v in np.asarray(payload["matrix_lps_fixed_to_moving"]).ravel())))
     return rows
 
 
-def _results_table(scene, result: RigidResult, name: str):
+def _results_table(scene, payload: dict, name: str):
     table = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
     for column in ("Quantity", "Value"):
         table.AddColumn(vtk.vtkStringArray()).SetName(column)
-    for quantity, value in result_rows(result):
+    for quantity, value in result_rows(payload):
         row = table.AddEmptyRow()
         table.SetCellText(row, 0, quantity)
         table.SetCellText(row, 1, value)

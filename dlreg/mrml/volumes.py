@@ -32,26 +32,31 @@ def image_from_volume_node(node, *, validate: bool = True) -> sitk.Image:
     The node's own geometry is used; a parent transform is not applied (the
     registration result replaces the moving node's parent transform).
     """
+    image = sitk.Cast(volume_image(node), sitk.sitkFloat32)
+    if validate:
+        validate_scalar_image(image, f"volume '{node.GetName()}'")
+    return image
+
+
+def volume_image(node) -> sitk.Image:
+    """A copy of a scalar volume node's voxels (their own type) and geometry (LPS), in one copy."""
     if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
         raise InputImageError("a scalar volume node is needed")
     if node.GetImageData() is None:
         raise InputImageError(f"volume '{node.GetName()}' has no image data")
     if node.IsA("vtkMRMLVectorVolumeNode") or node.GetImageData().GetNumberOfScalarComponents() != 1:
         raise InputImageError(f"volume '{node.GetName()}' is a vector volume; a scalar volume is needed")
-    array = np.array(slicer.util.arrayFromVolume(node), dtype=np.float32, copy=True)
     index_to_lps = LPS_TO_RAS @ ijk_to_ras(node)
     spacing = np.linalg.norm(index_to_lps[:3, :3], axis=0)
-    image = with_geometry(array, spacing, index_to_lps[:3, 3], index_to_lps[:3, :3] / spacing)
-    if validate:
-        validate_scalar_image(image, f"volume '{node.GetName()}'")
-    return image
+    return with_geometry(slicer.util.arrayFromVolume(node), spacing, index_to_lps[:3, 3],
+                         index_to_lps[:3, :3] / spacing)
 
 
 def update_volume_node_from_image(node, image: sitk.Image):
     """Set a volume node's voxels and geometry from a (3D) image; returns the node."""
     if image.GetDimension() == 2:
         image = sitk.JoinSeries(image)
-    slicer.util.updateVolumeFromArray(node, sitk.GetArrayFromImage(image))
+    slicer.util.updateVolumeFromArray(node, sitk.GetArrayViewFromImage(image))  # the node copies it
     node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(LPS_TO_RAS @ index_to_physical_matrix(image)))
     node.Modified()
     return node

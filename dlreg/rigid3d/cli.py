@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dlreg.progress import log_progress
+from dlreg.cli import add_dicom_metadata_argument
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -21,12 +21,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     reg.add_argument("--output-image", help="write the moving volume resampled onto the fixed grid")
     RigidOptions.add_arguments(reg)
     reg.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_dicom_metadata_argument(reg)
     reg.set_defaults(func=run_register3d)
 
 
 def run_register3d(args: argparse.Namespace) -> int:
     """Register two files; write the transform (and image); print a summary or JSON."""
-    from dlreg.cli import print_json
+    from dlreg.cli import dicom_metadata, print_json
     from dlreg.imaging.io import read_image, write_image
     from dlreg.imaging.resample import resample_to
     from dlreg.imaging.transforms import write_transform
@@ -35,7 +36,9 @@ def run_register3d(args: argparse.Namespace) -> int:
 
     options = RigidOptions.from_namespace(args)
     fixed, moving = read_image(args.fixed), read_image(args.moving)
-    result = register_images(fixed, moving, options, progress=log_progress)
+    metadata = dicom_metadata(args)
+    result = register_images(fixed, moving, options, progress=args.report,
+                             dicom=(metadata.get(args.fixed), metadata.get(args.moving)))
     if result.swapped:
         fixed, moving = moving, fixed
     write_transform(args.output_transform, result.matrix)

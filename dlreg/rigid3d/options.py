@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from dlreg.options import Options, option
+from dlreg.options import Options, device_option, option, seed_option
 
 ESTIMATORS = ("keypoints", "ann")
 ORDERS = ("manual", "auto")
@@ -28,5 +28,5 @@ class RigidOptions(Options):
                                     metavar="PATH", path=True)
     order: str = option("manual", "manual: the images as given; auto: the modality classifier picks the "
                                   "fixed image (MR-T1 preferred)", choices=ORDERS)
-    seed: int = option(0, "seed of every random choice", minimum=0, maximum=2 ** 32 - 1)
-    device: str = option("auto", "compute device: auto, cpu, cuda, cuda:N or mps")
+    seed: int = seed_option()
+    device: str = device_option()

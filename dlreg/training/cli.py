@@ -43,6 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     rigid.add_argument("--augment", type=int, default=8, help="ann: synthetic copies per pair")
     _common(rigid, batch_size=4, lr=None, lr_help="default: 2e-3 (keypoints), 1e-3 (ann)")
     rigid.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    rigid.add_argument("--json", action="store_true", help="print {\"weights\": path} instead of the path")
     rigid.set_defaults(func=run_train_rigid)
 
     modality = subparsers.add_parser(
@@ -80,11 +81,10 @@ def run_train_affine_mlp(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dlreg.cli import print_json
-    from dlreg.progress import log_progress
     from dlreg.training.affine_mlp import save_model, train_affine_mlp
 
     model, metrics = train_affine_mlp(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                      device=args.device, progress=log_progress)
+                                      device=args.device, progress=args.report)
     recipe = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
     print_json(save_model(model, metrics, Path(args.output), recipe))
     return 0
@@ -92,7 +92,6 @@ def run_train_affine_mlp(args: argparse.Namespace) -> int:
 
 def run_train_rigid(args: argparse.Namespace) -> int:
     """Train the chosen estimator and print where the weights went."""
-    from dlreg.progress import log_progress
     from dlreg.training.rigid import dcnn_ann, keypoints
 
     if args.estimator == "keypoints":
@@ -103,26 +102,30 @@ def run_train_rigid(args: argparse.Namespace) -> int:
                   f"{REMOVED_IN}; it is read as --steps {steps}", file=sys.stderr)
         weights = keypoints.train_from_folder(
             args.data, args.output, steps=steps, batch_size=args.batch_size, lr=args.lr or 2e-3,
-            device=args.device, seed=args.seed, progress=log_progress, resume=not args.no_resume)
+            device=args.device, seed=args.seed, progress=args.report, resume=not args.no_resume)
     else:
         weights = dcnn_ann.train_from_folder(
             args.data, args.output, epochs=args.epochs or 30, n_augment=args.augment, lr=args.lr or 1e-3,
-            batch_size=args.batch_size, device=args.device, seed=args.seed, progress=log_progress,
+            batch_size=args.batch_size, device=args.device, seed=args.seed, progress=args.report,
             resume=not args.no_resume)
-    print(weights)
+    if args.json:
+        from dlreg.cli import print_json
+
+        print_json({"weights": str(weights)})
+    else:
+        print(weights)
     return 0
 
 
 def run_train_modality(args: argparse.Namespace) -> int:
     """Train on a manifest and print the model card."""
     from dlreg.cli import print_json
-    from dlreg.progress import log_progress
     from dlreg.training.modality.data import read_manifest, with_synthetic
     from dlreg.training.modality.train import train_modality
 
     volumes = with_synthetic(read_manifest(args.manifest))
     card = train_modality(volumes, args.output, per_volume=args.per_volume, n_ood=args.ood, epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                          loso=not args.no_loso, progress=log_progress)
+                          loso=not args.no_loso, progress=args.report)
     print_json(card)
     return 0

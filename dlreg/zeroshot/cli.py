@@ -37,14 +37,13 @@ def run_register2d(args: argparse.Namespace) -> int:
     from dlreg.cli import print_json
     from dlreg.imaging.io import read_image, write_image
     from dlreg.imaging.transforms import write_transform
-    from dlreg.progress import log_progress
     from dlreg.zeroshot.options import ZeroShotOptions
     from dlreg.zeroshot.slicewise import register_images
 
     options = ZeroShotOptions.from_namespace(args)
     slice_choice = args.slice if args.slice in (None, "all") else _slice_index(args.slice)
     fixed, moving = read_image(args.fixed), read_image(args.moving)
-    result = register_images(fixed, moving, options, slice_index=slice_choice, progress=log_progress)
+    result = register_images(fixed, moving, options, slice_index=slice_choice, progress=args.report)
     payload = result.to_json()
     if result.single is not None:
         matrix = result.single.matrix

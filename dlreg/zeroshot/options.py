@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from dlreg.options import Options, OptionsError, option
+from dlreg.options import Options, OptionsError, device_option, option, seed_option
 
 MODES = ("default", "paper")
 ESTIMATORS = ("auto", "mlp", "closed-form", "robust")
@@ -28,8 +28,8 @@ class ZeroShotOptions(Options):
     vgg_weights: Optional[str] = option(None, "torchvision VGG16/VGG19 weights file or torch hub cache folder "
                                               "for paper mode (default: the bundled VGG16 block)",
                                         metavar="PATH", path=True)
-    seed: int = option(0, "seed of every random choice", minimum=0, maximum=2 ** 32 - 1)
-    device: str = option("auto", "compute device: auto, cpu, cuda, cuda:N or mps")
+    seed: int = seed_option()
+    device: str = device_option()
 
     def __post_init__(self) -> None:
         super().__post_init__()

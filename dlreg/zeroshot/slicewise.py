@@ -22,7 +22,7 @@ from dlreg.imaging.io import validate_scalar_image
 from dlreg.imaging.resample import resample_to
 from dlreg.imaging.slices import embed_slice_transform, extract_slice, slice_axis, slice_count
 from dlreg.options import resolve
-from dlreg.progress import ProgressCallback, report
+from dlreg.progress import ProgressCallback, report, scaled
 from dlreg.zeroshot.options import ZeroShotOptions
 from dlreg.zeroshot.pipeline import PARAM_ORDER, ZeroShotResult, register_arrays
 
@@ -91,7 +91,8 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, options: ZeroShotOpti
         moving_pixels, _ = extract_slice(on_fixed_grid, plane, k)
         report(progress, n / len(indices), f"registering {plane} slice {k}")
         try:
-            result = register_arrays(fixed_pixels, moving_pixels, opts, spacing=spacing)
+            result = register_arrays(fixed_pixels, moving_pixels, opts, spacing=spacing,
+                                     progress=scaled(progress, n / len(indices), (n + 1) / len(indices)))
         except (InputImageError, MismatchedInputsError) as exc:
             if len(indices) == 1:
                 raise
