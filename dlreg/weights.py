@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from dlreg.errors import WeightsError
+from dlreg.imaging.outputs import atomic_write
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -48,8 +49,15 @@ def write_model_card(weights: str | Path, card: dict) -> dict:
     weights = Path(weights)
     card = {"name": weights.stem, "file": weights.name, "sha256": sha256_of(weights),
             "bytes": weights.stat().st_size, **card}
-    weights.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    text = json.dumps(card, indent=2) + "\n"
+    atomic_write(weights.with_suffix(".json"), lambda temporary: temporary.write_text(text))
     return card
+
+
+def save_torch(state: dict, path: str | Path) -> Path:
+    """torch.save, whole or not at all (a crash or a full disk never leaves half a weights file)."""
+    return atomic_write(path, lambda temporary: torch.save(state, temporary),
+                        verify=lambda temporary: load_torch_file(temporary, "written weights file"))
 
 
 def bundled_path(name: str, verify: bool = True) -> Path:

@@ -9,13 +9,20 @@ value, NaN, infinity), is refused with an InputImageError naming the problem.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
 from dlreg.errors import InputImageError
+from dlreg.imaging.nifti import incompleteness, is_nifti
+from dlreg.imaging.outputs import atomic_write, captured_stderr
+
+_log = logging.getLogger("dlreg")
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # ITU-R BT.601 luma weights for RGB pictures.
@@ -31,6 +38,10 @@ def read_image(path: str | os.PathLike, *, series_id: str | None = None,
     path = Path(path)
     if not path.exists():
         raise InputImageError(f"image file not found: {path}")
+    if path.is_file() and is_nifti(path):
+        problem = incompleteness(path)
+        if problem:
+            raise InputImageError(f"cannot read {path}: {problem}")
     image = _read_dicom_folder(path, series_id) if path.is_dir() else _read_file(path)
     image = _as_scalar_3d(image, path)
     if validate:
@@ -39,16 +50,34 @@ def read_image(path: str | os.PathLike, *, series_id: str | None = None,
 
 
 def write_image(image: sitk.Image, path: str | os.PathLike) -> Path:
-    """Write an image; the format follows the suffix. Pictures are rescaled to 8 bit."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() in PICTURE_SUFFIXES:
+    """Write an image, whole or not at all (`dlreg.imaging.outputs`); the format follows the
+    suffix. Pictures are rescaled to 8 bit."""
+    if Path(path).suffix.lower() in PICTURE_SUFFIXES:
         image = _to_picture(image)
+    return atomic_write(path, lambda temporary: _write(image, temporary), verify=_check_written)
+
+
+def _write(image: sitk.Image, path: Path) -> None:
+    with captured_stderr() as printed:  # the NIfTI writer prints a short write instead of failing
+        try:
+            sitk.WriteImage(image, str(path), useCompression=True)
+        except RuntimeError as exc:
+            raise InputImageError(itk_message(exc)) from None
+    if printed:
+        _log.info("while writing %s: %s", path, " | ".join(printed))
+
+
+def _check_written(path: Path) -> None:
+    """The file reads back as an image (NIfTI: with all its bytes; ITK's writer may stop short)."""
+    problem = incompleteness(path) if is_nifti(path) else None
+    if problem:
+        raise InputImageError(f"the written file is incomplete: {problem} (is the disk full?)")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
-        sitk.WriteImage(image, str(path), useCompression=True)
+        reader.ReadImageInformation()
     except RuntimeError as exc:
-        raise InputImageError(f"cannot write image to {path}: {_first_line(exc)}") from exc
-    return path
+        raise InputImageError(f"the written file does not read back ({itk_message(exc)})") from None
 
 
 def validate_scalar_image(image: sitk.Image, name: str = "image") -> None:
@@ -74,8 +103,7 @@ def _read_file(path: Path) -> sitk.Image:
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise InputImageError(
-            f"cannot read {path}: not a readable image file ({_first_line(exc)})") from exc
+        raise InputImageError(f"cannot read {path}: {itk_message(exc)}") from None
 
 
 def _read_dicom_folder(folder: Path, series_id: str | None) -> sitk.Image:
@@ -91,11 +119,44 @@ def _read_dicom_folder(folder: Path, series_id: str | None) -> sitk.Image:
         series_id = series[0]
     elif series_id not in series:
         raise InputImageError(f"DICOM series {series_id} not found in {folder}")
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series_id))
+    files = reader.GetGDCMSeriesFileNames(str(folder), series_id)
+    problem = irregular_series(files)
+    if problem:
+        raise InputImageError(f"cannot read the DICOM series in {folder} as a volume: {problem}; load it in "
+                              "Slicer's DICOM module (which resamples it with an acquisition transform) or "
+                              "convert it to NIfTI with dcm2niix, then use that volume")
+    reader.SetFileNames(files)
     try:
         return reader.Execute()
     except RuntimeError as exc:
-        raise InputImageError(f"cannot read DICOM series in {folder}: {_first_line(exc)}") from exc
+        raise InputImageError(f"cannot read DICOM series in {folder}: {itk_message(exc)}") from None
+
+
+def irregular_series(files: Sequence[str], tolerance_mm: float = 0.01) -> str | None:
+    """Why slices do not stack into a regular grid (uneven spacing, gantry tilt), or None."""
+    if len(files) < 3:
+        return None
+    positions, normal = [], None
+    for name in files:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(name)
+        reader.ReadImageInformation()
+        if not (reader.HasMetaDataKey("0020|0032") and reader.HasMetaDataKey("0020|0037")):
+            return None  # no patient geometry: ITK's own reading decides
+        positions.append([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
+        if normal is None:
+            row_col = [float(v) for v in reader.GetMetaData("0020|0037").split("\\")]
+            normal = np.cross(row_col[:3], row_col[3:])
+    positions = np.asarray(positions)
+    depth = (positions - positions[0]) @ normal
+    steps = np.diff(np.sort(depth))
+    if steps.max() - steps.min() > max(tolerance_mm, 0.01 * np.median(np.abs(steps))):
+        return f"its slices are unevenly spaced ({steps.min():.2f} to {steps.max():.2f} mm apart)"
+    sideways = positions - positions[0] - np.outer(depth, normal)
+    if np.linalg.norm(sideways, axis=1).max() > tolerance_mm * len(files):
+        angle = np.degrees(np.arctan2(np.linalg.norm(sideways[-1]), abs(depth[-1]) or 1.0))
+        return f"its slices are tilted against their own plane (gantry tilt of about {angle:.1f} degrees)"
+    return None
 
 
 def _as_scalar_3d(image: sitk.Image, path: Path) -> sitk.Image:
@@ -118,6 +179,11 @@ def _as_scalar_3d(image: sitk.Image, path: Path) -> sitk.Image:
         image = sitk.JoinSeries(image)
     if image.GetDimension() != 3:
         raise InputImageError(f"{path} has {image.GetDimension()} dimensions; 2D or 3D is needed")
+    if image.GetPixelID() == sitk.sitkFloat64:
+        largest = float(np.nanmax(np.abs(sitk.GetArrayViewFromImage(image))))
+        if largest > float(np.finfo(np.float32).max):
+            raise InputImageError(f"{path} holds values beyond the range of 32-bit floats (up to {largest:.3g}): "
+                                  "rescale it before registering")
     return sitk.Cast(image, sitk.sitkFloat32)
 
 
@@ -137,7 +203,22 @@ def _to_picture(image: sitk.Image) -> sitk.Image:
     return sitk.Cast(sitk.RescaleIntensity(sitk.Cast(image, sitk.sitkFloat32), 0, 255), sitk.sitkUInt8)
 
 
-def _first_line(exc: Exception) -> str:
+# ITK's wording -> what a user can act on
+_ITK_MEANINGS = {
+    "Bad direction, determinant is 0": "its direction matrix is degenerate (the axes in its header are not "
+                                       "independent, determinant 0)",
+    "Zero-valued spacing is not supported": "its header gives a voxel size of 0",
+}
+
+
+def itk_message(exc: BaseException) -> str:
+    """One line for a SimpleITK/ITK exception: the "ITK ERROR" description, in plain words where known."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    # SimpleITK puts the useful description on the last non-empty line.
+    for line in lines:
+        if line.startswith("ITK ERROR:"):
+            description = re.sub(r"^ITK ERROR: \w+\(0x[0-9a-f]+\): ", "", line).split(". Refusing")[0]
+            for known, meaning in _ITK_MEANINGS.items():
+                if description.startswith(known):
+                    return meaning
+            return description
     return lines[-1] if lines else type(exc).__name__

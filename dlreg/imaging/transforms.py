@@ -15,6 +15,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from dlreg.errors import TransformFileError
+from dlreg.imaging.io import itk_message
+from dlreg.imaging.outputs import atomic_write
 
 
 def to_sitk_transform(matrix: np.ndarray) -> sitk.AffineTransform:
@@ -50,14 +52,21 @@ def from_sitk_transform(transform: sitk.Transform) -> np.ndarray:
 
 
 def write_transform(path: str | os.PathLike, matrix: np.ndarray) -> Path:
-    """Write a fixed->moving LPS matrix as an ITK transform file (.tfm, .txt, .h5, .mat)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        sitk.WriteTransform(to_sitk_transform(matrix), str(path))
-    except RuntimeError as exc:
-        raise TransformFileError(f"cannot write transform file {path}: {exc}") from exc
-    return path
+    """Write a fixed->moving LPS matrix as an ITK transform file (.tfm, .txt, .h5, .mat), whole
+    or not at all (`dlreg.imaging.outputs`): the file must read back as the same matrix."""
+    transform = to_sitk_transform(matrix)
+
+    def write(temporary: Path) -> None:
+        try:
+            sitk.WriteTransform(transform, str(temporary))
+        except RuntimeError as exc:
+            raise TransformFileError(itk_message(exc)) from None
+
+    def verify(temporary: Path) -> None:
+        if not np.allclose(read_transform(temporary), matrix, rtol=1e-9, atol=1e-9):
+            raise TransformFileError("the written transform does not read back as the same matrix")
+
+    return atomic_write(path, write, verify)
 
 
 def read_transform(path: str | os.PathLike) -> np.ndarray:
@@ -67,8 +76,8 @@ def read_transform(path: str | os.PathLike) -> np.ndarray:
         raise TransformFileError(f"transform file not found: {path}")
     try:
         transform = sitk.ReadTransform(str(path))
-    except RuntimeError as exc:
-        raise TransformFileError(f"cannot read transform file {path}: not a valid ITK transform") from exc
+    except RuntimeError:
+        raise TransformFileError(f"cannot read transform file {path}: not a valid ITK transform") from None
     return from_sitk_transform(transform)
 
 

@@ -27,7 +27,7 @@ from dlreg.errors import WeightsError
 from dlreg.modality.classes import CLASSES
 from dlreg.modality.preprocess import CHANNELS, GRID_SIZE, GRID_SPACING
 from dlreg.rigid3d import dcnn
-from dlreg.weights import bundled_path, load_torch_file
+from dlreg.weights import bundled_path, load_torch_file, save_torch
 
 BUNDLED = "modality_dcnn"
 
@@ -79,11 +79,10 @@ class LoadedClassifier:
 def save_classifier(path: str | Path, net: ModalityNet, meta: dict) -> Path:
     """Write {"model", "meta"} (meta gains the grid and class list)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"classes": list(CLASSES), "channels": list(CHANNELS), "grid_size": net.grid_size,
             "grid_spacing": GRID_SPACING, **meta}
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    torch.save({"model": state, "meta": meta}, path)
+    save_torch({"model": state, "meta": meta}, path)
     return path
 
 

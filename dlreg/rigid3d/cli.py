@@ -29,21 +29,25 @@ def run_register3d(args: argparse.Namespace) -> int:
     """Register two files; write the transform (and image); print a summary or JSON."""
     from dlreg.cli import dicom_metadata, print_json
     from dlreg.imaging.io import read_image, write_image
+    from dlreg.imaging.outputs import StagedOutputs, check_output_paths
     from dlreg.imaging.resample import resample_to
     from dlreg.imaging.transforms import write_transform
     from dlreg.rigid3d.options import RigidOptions
     from dlreg.rigid3d.pipeline import register_images
 
     options = RigidOptions.from_namespace(args)
+    check_output_paths([args.output_transform, args.output_image], inputs=[args.fixed, args.moving])
     fixed, moving = read_image(args.fixed), read_image(args.moving)
     metadata = dicom_metadata(args)
     result = register_images(fixed, moving, options, progress=args.report,
                              dicom=(metadata.get(args.fixed), metadata.get(args.moving)))
     if result.swapped:
         fixed, moving = moving, fixed
-    write_transform(args.output_transform, result.matrix)
-    if args.output_image:
-        write_image(resample_to(moving, fixed, result.matrix), args.output_image)
+    with StagedOutputs() as outputs:  # both written, or neither
+        outputs.add(args.output_transform, lambda temporary: write_transform(temporary, result.matrix))
+        if args.output_image:
+            registered = resample_to(moving, fixed, result.matrix)
+            outputs.add(args.output_image, lambda temporary: write_image(registered, temporary))
     payload = result.to_json()
     if args.json:
         print_json(payload)

@@ -23,7 +23,7 @@ from dlreg.rigid3d.ann import ANNModel
 from dlreg.rigid3d.dcnn import RigidDCNN, target_scale
 from dlreg.rigid3d.keypoints import KeypointDCNN, fit_landmarks
 from dlreg.rigid3d.preprocess import GRID_SIZE, GRID_SPACING
-from dlreg.weights import bundled_path, load_torch_file
+from dlreg.weights import bundled_path, load_torch_file, save_torch
 
 FORMAT = "dlreg-rigid3d-v1"
 KEYPOINT_FORMAT = "dlreg-rigid3d-keypoints-v1"
@@ -100,8 +100,7 @@ class KeypointModel:
 def save_keypoint_model(path: str | os.PathLike, model: KeypointModel) -> Path:
     """Write a keypoint weights file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": KEYPOINT_FORMAT, "net": {k: v.detach().cpu() for k, v in model.net.state_dict().items()},
+    save_torch({"format": KEYPOINT_FORMAT, "net": {k: v.detach().cpu() for k, v in model.net.state_dict().items()},
                 "n_keypoints": model.net.n_keypoints, "width": model.net.width, "iterations": model.iterations,
                 "grid": [GRID_SIZE, GRID_SPACING], "meta": model.meta}, path)
     return path
@@ -110,13 +109,12 @@ def save_keypoint_model(path: str | os.PathLike, model: KeypointModel) -> Path:
 def save_model(path: str | os.PathLike, model: RigidModel) -> Path:
     """Write the weights file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "dcnn": {k: v.detach().cpu() for k, v in model.dcnn.state_dict().items()},
              "channels": list(model.dcnn.channels), "grid": [GRID_SIZE, GRID_SPACING],
              "meta": model.meta}
     if model.ann is not None:
         state["ann"] = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in model.ann.state().items()}
-    torch.save(state, path)
+    save_torch(state, path)
     return path
 
 

@@ -54,8 +54,8 @@ def check_volume(image: sitk.Image, name: str) -> None:
         raise InputImageError(f"{name} must be a SimpleITK image, got {type(image).__name__}")
     if image.GetDimension() != 3 or min(image.GetSize()) < 8:
         raise InputImageError(
-            f"{name} is not a 3D volume (size {image.GetSize()}); 3D rigid registration needs "
-            "a volume with at least 8 voxels along each axis")
+            f"{name} is not a 3D volume (size {image.GetSize()}): a volume with at least 8 voxels along "
+            "each axis is needed (a 2D image or a single slice cannot be used here)")
     validate_scalar_image(image, name)
 
 

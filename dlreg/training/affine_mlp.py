@@ -13,7 +13,7 @@ import torch
 
 from dlreg.device import resolve_device
 from dlreg.progress import ProgressCallback, report
-from dlreg.weights import write_model_card
+from dlreg.weights import save_torch, write_model_card
 from dlreg.zeroshot.mlp import N_POINTS, AffineMLP
 
 
@@ -61,7 +61,7 @@ def save_model(model: AffineMLP, metrics: dict, out: Path, recipe: dict) -> dict
     state = dict(model.state_dict())
     state["hidden"] = torch.tensor(model.hidden)
     out = Path(out)
-    torch.save(state, out)
+    save_torch(state, out)
     return write_model_card(out, {
             "architecture": f"MLP {4 * model.n_points} -> {' -> '.join(map(str, model.hidden))} -> 6, "
                             "ReLU hidden, linear output",

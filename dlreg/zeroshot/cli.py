@@ -36,28 +36,22 @@ def run_register2d(args: argparse.Namespace) -> int:
     """Read, register, write the transform (and images), print JSON."""
     from dlreg.cli import print_json
     from dlreg.imaging.io import read_image, write_image
-    from dlreg.imaging.transforms import write_transform
+    from dlreg.imaging.outputs import StagedOutputs, check_output_paths
     from dlreg.zeroshot.options import ZeroShotOptions
     from dlreg.zeroshot.slicewise import register_images
 
     options = ZeroShotOptions.from_namespace(args)
     slice_choice = args.slice if args.slice in (None, "all") else _slice_index(args.slice)
+    images = [args.output_image, args.output_uncertainty]
+    check_output_paths([args.output_transform, *images], inputs=[args.fixed, args.moving])
     fixed, moving = read_image(args.fixed), read_image(args.moving)
     result = register_images(fixed, moving, options, slice_index=slice_choice, progress=args.report)
     payload = result.to_json()
-    if result.single is not None:
-        matrix = result.single.matrix
-        if fixed.GetSize()[2] == 1 and moving.GetSize()[2] == 1:
-            # Two 2D images: the in-plane (x, y) part is the 2D physical transform.
-            matrix = matrix[np.ix_([0, 1, 3], [0, 1, 3])]
-            payload["matrix_lps_3x3"] = matrix.tolist()
-        write_transform(args.output_transform, matrix)
-    else:
-        _write_per_slice_transforms(Path(args.output_transform), result)
-    if args.output_image:
-        write_image(result.resampled, args.output_image)
-    if args.output_uncertainty:
-        write_image(result.uncertainty, args.output_uncertainty)
+    with StagedOutputs() as outputs:  # all written, or none
+        _stage_transforms(outputs, Path(args.output_transform), result, payload, fixed, moving)
+        for path, image in zip(images, (result.resampled, result.uncertainty)):
+            if path:
+                outputs.add(path, lambda temporary, image=image: write_image(image, temporary))
     if args.json:
         print_json(payload)
     return 0
@@ -72,11 +66,20 @@ def _slice_index(text: str) -> int:
         raise InputImageError(f"--slice must be an index or 'all', not '{text}'") from None
 
 
-def _write_per_slice_transforms(path: Path, result) -> None:
-    """One transform file per registered slice: NAME_slice042.tfm beside the given path."""
+def _stage_transforms(outputs, path: Path, result, payload: dict, fixed, moving) -> None:
+    """The transform file, or one per registered slice (NAME_slice042.tfm beside the given path)."""
     from dlreg.imaging.transforms import write_transform
 
-    suffix = "".join(path.suffixes) or ".tfm"
-    stem = path.name[: len(path.name) - len("".join(path.suffixes))] if path.suffixes else path.name
-    for item in result.slices:
-        write_transform(path.with_name(f"{stem}_slice{item.slice_index:03d}{suffix}"), item.matrix)
+    if result.single is None:
+        suffix = "".join(path.suffixes) or ".tfm"
+        stem = path.name[: len(path.name) - len("".join(path.suffixes))] if path.suffixes else path.name
+        for item in result.slices:
+            outputs.add(path.with_name(f"{stem}_slice{item.slice_index:03d}{suffix}"),
+                        lambda temporary, m=item.matrix: write_transform(temporary, m))
+        return
+    matrix = result.single.matrix
+    if fixed.GetSize()[2] == 1 and moving.GetSize()[2] == 1:
+        # Two 2D images: the in-plane (x, y) part is the 2D physical transform.
+        matrix = matrix[np.ix_([0, 1, 3], [0, 1, 3])]
+        payload["matrix_lps_3x3"] = matrix.tolist()
+    outputs.add(path, lambda temporary: write_transform(temporary, matrix))

@@ -33,7 +33,7 @@ from dlreg.rigid3d.preprocess import prepare, sample_canonical
 from dlreg.training.rigid.ann_lm import r_squared, train_lm
 from dlreg.training.rigid.augmentation import augment_pairs
 from dlreg.training.rigid.pairs import assign_splits, discover_pairs
-from dlreg.weights import load_torch_file, write_model_card
+from dlreg.weights import load_torch_file, save_torch, write_model_card
 
 
 def build_samples(pairs, splits: list[str], n_augment: int, seed: int,
@@ -124,7 +124,7 @@ def train_dcnn(samples: dict, output_dir: Path, *, epochs: int, lr: float, batch
                   "val_loss": _val_loss(model, samples, device, batch_size), "lr": optimiser.param_groups[0]["lr"]}
         history.append(record)
         if rank == 0:
-            torch.save({"epoch": epoch + 1, "dcnn": model.state_dict(), "optimizer": optimiser.state_dict(),
+            save_torch({"epoch": epoch + 1, "dcnn": model.state_dict(), "optimizer": optimiser.state_dict(),
                         "scheduler": scheduler.state_dict(), "history": history, "config": config},
                        checkpoint_path)
         report(progress, 0.1 + 0.7 * (epoch + 1) / epochs,
