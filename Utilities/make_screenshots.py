@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from dlreg.imaging.geometry import index_to_physical, lps_ras_convert
 from dlreg.imaging.io import read_image
 from dlreg.imaging.resample import resample_to
-from dlreg.imaging.rigid import move_image, random_rigid
+from dlreg.imaging.rigid import axis_angle_matrix, move_image
 from dlreg.mrml import demo
 from dlreg.mrml.display import show_overlay
 from dlreg.mrml.modality import classify_nodes
@@ -46,7 +46,9 @@ def rigid() -> None:
     try:
         image = read_image(sample_path("mni_t1_2mm.nrrd"))
         centre = np.mean(index_to_physical(image, np.array([[0, 0, 0], np.array(image.GetSize()) - 1.0])), axis=0)
-        motion = random_rigid(np.random.default_rng(3), 15.0, 8.0, centre)
+        motion = np.eye(4)  # 12 degrees about the head's vertical axis, 8 mm and 6 mm in plane
+        motion[:3, :3] = axis_angle_matrix([0.0, 0.0, 1.0], np.radians(12.0))
+        motion[:3, 3] = centre + [8.0, -6.0, 0.0] - motion[:3, :3] @ centre
         moved = resample_to(move_image(image, motion), image, np.eye(4))  # the moved head on the T1's grid
         fixed = volume_node_from_image(image, "MNI T1", scene=context.scene)
         moving = volume_node_from_image(moved, "moved T1", scene=context.scene)

@@ -34,9 +34,16 @@ COMMAND_MODULES = (
 OPTIONAL_COMMAND_MODULES = ("dlreg.training.cli",)
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error of the command line."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m dlreg",
         description="SlicerDLReg: learned medical image registration with uncertainty.",
     )
@@ -69,8 +76,10 @@ def dicom_metadata(args: argparse.Namespace) -> dict[str, dict]:
         return {}
     try:
         mapping = json.loads(open(args.dicom_metadata, encoding="utf-8").read())
-    except (OSError, ValueError) as exc:
-        raise DLRegError(f"cannot read --dicom-metadata {args.dicom_metadata}: {one_line(exc)}") from None
+    except OSError as exc:
+        raise DLRegError(f"cannot read --dicom-metadata {args.dicom_metadata}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise DLRegError(f"--dicom-metadata {args.dicom_metadata} is not JSON ({one_line(exc)})") from None
     if not isinstance(mapping, dict) or not all(isinstance(v, dict) for v in mapping.values()):
         raise DLRegError(f"--dicom-metadata {args.dicom_metadata} must map input paths to objects of attributes")
     return mapping

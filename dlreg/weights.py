@@ -80,10 +80,8 @@ def load_torch_file(path: str | Path, what: str = "weights file", keys: Sequence
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types (OSError, pickle, zip, runtime) for a bad file
-        detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise WeightsError(f"cannot read {what} {path}: not a PyTorch file, or a corrupted one "
-                           f"({detail[:120]}){hint}") from None
+    except Exception:  # torch raises many types (OSError, pickle, zip, runtime) for a bad file
+        raise WeightsError(f"cannot read {what} {path}: not a PyTorch weights file, or a corrupted one{hint}") from None
     if not isinstance(state, dict):
         raise WeightsError(f"{what} {path} does not hold a dictionary of weights{hint}")
     missing = [key for key in keys if key not in state]

@@ -215,6 +215,8 @@ def itk_message(exc: BaseException) -> str:
     """One line for a SimpleITK/ITK exception: the "ITK ERROR" description, in plain words where known."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     for line in lines:
+        if "Unable to determine ImageIO reader" in line:
+            return "not an image file that can be read (an unknown format, or a damaged file)"
         if line.startswith("ITK ERROR:"):
             description = re.sub(r"^ITK ERROR: \w+\(0x[0-9a-f]+\): ", "", line).split(". Refusing")[0]
             for known, meaning in _ITK_MEANINGS.items():

@@ -134,6 +134,11 @@ def _moving_on_fixed_grid(fixed: sitk.Image, moving: sitk.Image,
     """
     if same_geometry(fixed, moving):
         return moving, moving, False
+    flat = [min(image.GetSize()) == 1 for image in (fixed, moving)]
+    if flat[0] != flat[1]:
+        one, other = ("fixed", "moving") if flat[0] else ("moving", "fixed")
+        raise MismatchedInputsError(f"the {one} image is a single 2D slice but the {other} image is a 3D volume: "
+                                    "register two 2D images, or two volumes with --slice")
     if slice_count(fixed, plane) == 1 and slice_count(moving, plane) == 1:
         if fixed.GetSize() != moving.GetSize():
             raise MismatchedInputsError(
