@@ -99,24 +99,21 @@ def test_truncated_file(tmp_path, stroke_t1):
         read_image(truncated)
 
 
-def test_4d_image_is_refused(tmp_path):
-    series = sitk.JoinSeries([sitk.GaussianSource(sitk.sitkFloat32, [8, 8, 8])] * 3)
-    sitk.WriteImage(series, str(tmp_path / "series.nii.gz"))
-    with pytest.raises(InputImageError, match="4D image"):
-        read_image(tmp_path / "series.nii.gz")
+@pytest.mark.parametrize("name, make, message", [
+    ("series.nii.gz", lambda: sitk.JoinSeries([sitk.GaussianSource(sitk.sitkFloat32, [8, 8, 8])] * 3), "4D image"),
+    ("vector.nrrd", lambda: sitk.Compose([sitk.GaussianSource(sitk.sitkFloat32, [8, 8, 8])] * 3),
+     "vector image with 3 components"),
+])
+def test_4d_and_vector_images_are_refused(tmp_path, name, make, message):
+    sitk.WriteImage(make(), str(tmp_path / name))
+    with pytest.raises(InputImageError, match=message):
+        read_image(tmp_path / name)
 
 
 def test_4d_image_with_one_volume_is_accepted(tmp_path):
     series = sitk.JoinSeries([sitk.GaussianSource(sitk.sitkFloat32, [8, 8, 8])])
     sitk.WriteImage(series, str(tmp_path / "one.nii.gz"))
     assert read_image(tmp_path / "one.nii.gz").GetSize() == (8, 8, 8)
-
-
-def test_vector_volume_is_refused(tmp_path):
-    vector = sitk.Compose([sitk.GaussianSource(sitk.sitkFloat32, [8, 8, 8])] * 3)
-    sitk.WriteImage(vector, str(tmp_path / "vector.nrrd"))
-    with pytest.raises(InputImageError, match="vector image with 3 components"):
-        read_image(tmp_path / "vector.nrrd")
 
 
 def test_all_zero_image_is_refused(tmp_path):

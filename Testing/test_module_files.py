@@ -297,23 +297,34 @@ def test_extension_cmake_has_metadata_and_parts():
         assert line in text
 
 
-@pytest.mark.parametrize("module", MODULES)
+def module_call(folder: str) -> tuple[bool, list[str]]:
+    """(HIDDEN, extra scripts) of a module folder's `slicerdlreg_scripted_module(...)` call."""
+    text = re.sub(r"#[^\n]*", "", (ROOT / folder / "CMakeLists.txt").read_text(encoding="utf-8"))
+    match = re.search(rf"slicerdlreg_scripted_module\(\s*{folder}\b(.*?)\)", text, re.S)
+    assert match, f"{folder}/CMakeLists.txt must call slicerdlreg_scripted_module({folder} ...)"
+    words = match.group(1).split()
+    extra = words[words.index("SCRIPTS") + 1:] if "SCRIPTS" in words else []
+    return "HIDDEN" in words, extra
+
+
+@pytest.mark.parametrize("module", (*MODULES, COMMON))
 def test_module_cmake_lists_every_file(module):
+    hidden, extra = module_call(module)
     folder = ROOT / module
-    text = (folder / "CMakeLists.txt").read_text(encoding="utf-8")
-    assert re.search(rf"set\(MODULE_NAME {module}\)", text)
-
-    def listed(variable):
-        return {item.replace("${MODULE_NAME}", module) for item in cmake_list(text, variable)}
-
-    scripts, resources = listed("MODULE_PYTHON_SCRIPTS"), listed("MODULE_PYTHON_RESOURCES")
-    on_disk = {p for p in files_under(folder, "*.py") if not p.startswith("Testing/")}
-    assert scripts == on_disk, f"{module}/CMakeLists.txt SCRIPTS differ from the .py files on disk"
+    assert hidden == (module == COMMON), f"{module}: only the common module is hidden (no .ui, no self-test)"
+    scripts = {f"{module}.py", *extra}
+    assert scripts == files_under(folder, "*.py"), f"{module}/CMakeLists.txt SCRIPTS differ from the .py files on disk"
+    resources = {f"Resources/Icons/{module}.png"} | (set() if hidden else {f"Resources/UI/{module}.ui"})
     assert resources == {f"Resources/{p}" for p in files_under(folder / "Resources")}
-    assert {f"Resources/Icons/{module}.png", f"Resources/UI/{module}.ui"} <= resources
-    assert re.search(r"slicerMacroBuildScriptedModule\(.*WITH_GENERIC_TESTS.*?\)", text, re.S)
-    assert re.search(r"if\(BUILD_TESTING\)\s.*slicer_add_python_unittest\(SCRIPT \$\{MODULE_NAME\}\.py\).*endif",
-                     text, re.S)
+
+
+def test_module_function_builds_tests_and_resources():
+    text = (ROOT / "CMake" / "SlicerDLRegModule.cmake").read_text(encoding="utf-8")
+    assert re.search(r"slicerMacroBuildScriptedModule\(.*\$\{generic_tests\}.*?\)", text, re.S)
+    assert "set(generic_tests WITH_GENERIC_TESTS)" in text
+    assert re.search(r"if\(BUILD_TESTING AND NOT MODULE_HIDDEN\)\s*slicer_add_python_unittest\(SCRIPT \$\{name\}\.py\)",
+                     text)
+    assert "include(${CMAKE_CURRENT_SOURCE_DIR}/CMake/SlicerDLRegModule.cmake)" in (ROOT / "CMakeLists.txt").read_text()
 
 
 def test_dlreg_cmake_lists_every_file():

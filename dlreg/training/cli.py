@@ -20,21 +20,19 @@ STEPS_PER_OLD_EPOCH = 100
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register the training sub-commands."""
-    mlp = subparsers.add_parser(
-        "train-affine-mlp", help="train the zero-shot paper's affine MLP on synthetic keypoints",
-        description="Train the MLP estimator on X ~ U[0,1], M ~ U[-1,1], Y = M X and write the "
-                    "weights with a JSON model card next to them.")
+    mlp = _command(subparsers, "train-affine-mlp", run_train_affine_mlp,
+                   "train the zero-shot paper's affine MLP on synthetic keypoints",
+                   "Train the MLP estimator on X ~ U[0,1], M ~ U[-1,1], Y = M X and write the weights with a "
+                   "JSON model card next to them.")
     _output(mlp, "weights file to write (.pt); the card goes beside it", default="affine_mlp_paper.pt")
     mlp.add_argument("--steps", type=int, default=20000)
     _common(mlp, batch_size=512, lr=1e-3)
-    mlp.set_defaults(func=run_train_affine_mlp)
 
-    rigid = subparsers.add_parser(
-        "train-rigid", help="train a 3D rigid estimator on a folder or CSV of volumes",
-        description="--estimator keypoints (default): train the keypoint DCNN for --steps steps on pairs "
-                    "drawn on the fly; write rigid3d_keypoints.pt and its card. --estimator ann (the "
-                    "paper's): build the augmented set, train the DCNN for --epochs epochs, then the "
-                    "Bayesian-regularised ANN; write rigid3d_model.pt and its card.")
+    rigid = _command(subparsers, "train-rigid", run_train_rigid, "train a 3D rigid estimator on a folder or CSV of "
+                     "volumes", "--estimator keypoints (default): train the keypoint DCNN for --steps steps on "
+                     "pairs drawn on the fly; write rigid3d_keypoints.pt and its card. --estimator ann (the paper's): "
+                     "build the augmented set, train the DCNN for --epochs epochs, then the Bayesian-regularised "
+                     "ANN; write rigid3d_model.pt and its card.")
     rigid.add_argument("data", help="folder (one sub-folder per subject) or CSV with fixed,moving[,split]")
     _output(rigid, "output folder (checkpoints, weights, card)")
     rigid.add_argument("--estimator", choices=ESTIMATORS, default="keypoints")
@@ -44,14 +42,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _common(rigid, batch_size=4, lr=None, lr_help="default: 2e-3 (keypoints), 1e-3 (ann)")
     rigid.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     rigid.add_argument("--json", action="store_true", help="print {\"weights\": path} instead of the path")
-    rigid.set_defaults(func=run_train_rigid)
 
-    modality = subparsers.add_parser(
-        "train-modality", help="train the modality classifier (LOSO CV, calibration, weights + card)",
-        description="Train the classifier on the labelled volumes of MANIFEST, a CSV with the columns "
-                    "image, label (CT, MR-T1, MR-T1C, MR-T2, MR-FLAIR), subject and optionally brain_mask, "
-                    "paths relative to the CSV. Pseudo-CT and pseudo-T2/FLAIR volumes are painted from "
-                    "each T1.")
+    modality = _command(subparsers, "train-modality", run_train_modality,
+                        "train the modality classifier (LOSO CV, calibration, weights + card)",
+                        "Train the classifier on the labelled volumes of MANIFEST, a CSV with the columns image, "
+                        "label (CT, MR-T1, MR-T1C, MR-T2, MR-FLAIR), subject and optionally brain_mask, paths "
+                        "relative to the CSV. Pseudo-CT and pseudo-T2/FLAIR volumes are painted from each T1.")
     modality.add_argument("manifest", help="CSV of labelled volumes")
     _output(modality, "weights file to write (.pt); the card goes beside it")
     modality.add_argument("--per-volume", type=int, default=12, help="augmented samples per volume")
@@ -59,7 +55,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     modality.add_argument("--epochs", type=int, default=12)
     _common(modality, batch_size=8, lr=1e-3)
     modality.add_argument("--no-loso", action="store_true", help="skip leave-one-subject-out CV")
-    modality.set_defaults(func=run_train_modality)
+
+
+def _command(subparsers: argparse._SubParsersAction, name: str, run, summary: str,
+             details: str) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=summary, description=details)
+    parser.set_defaults(func=run)
+    return parser
 
 
 def _output(parser: argparse.ArgumentParser, help_text: str, default: str | None = None) -> None:
