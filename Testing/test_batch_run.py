@@ -167,7 +167,7 @@ def test_separate_scheduler_and_two_workers_give_the_local_results(local_run, tm
             client.wait_for_workers(2, timeout=60)
         output = tmp_path / "out"
         run = batch_cli(str(manifest), "--output", str(output), "--scheduler", address, "--progress", "json")
-        stdout, stderr = run.communicate(timeout=300)
+        _, stderr = run.communicate(timeout=300)
         assert run.returncode == EXIT_SOME_FAILED, stderr
     finally:
         for process in reversed(processes):
@@ -181,8 +181,10 @@ def test_separate_scheduler_and_two_workers_give_the_local_results(local_run, tm
         assert {c: remote[job_id][c] for c in compared} == {c: row[c] for c in compared}, job_id
         if row["transform"]:
             assert (output / row["transform"]).read_bytes() == (local_output / row["transform"]).read_bytes()
-    events = [json.loads(line) for line in stdout.splitlines()]
-    assert events[0] == {"event": "start", "total": 11, "to_run": 10, "skipped": 0}
+    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert events[0] == {"progress": 0.0, "message": "10 of 11 jobs to run", "event": "start", "total": 11,
+                         "to_run": 10, "skipped": 0}
+    assert [e["progress"] for e in events[1:-1]] == [round(n / 10, 4) for n in range(1, 11)]
     assert events[-1]["event"] == "end" and events[-1]["exit_code"] == EXIT_SOME_FAILED
     assert len({remote[r[0]]["worker"] for r in GOOD_ROWS}) == 2
 
@@ -192,10 +194,12 @@ def test_interrupted_and_killed_clients_resume_where_they_stopped(tmp_path):
     output = tmp_path / "out"
 
     def run_until(done: int, sig: int) -> tuple[int, list[dict]]:
-        run = batch_cli(str(manifest), "--output", str(output), "--workers", "2", "--progress", "json",
+        run = batch_cli(str(manifest), "--output", str(output), "--workers", "1", "--progress", "json",
                         start_new_session=True)
         events = []
-        for line in run.stdout:
+        for line in run.stderr:
+            if not line.startswith("{"):
+                continue
             events.append(json.loads(line))
             if sum(e["event"] == "job" for e in events) >= done:
                 os.killpg(run.pid, sig)

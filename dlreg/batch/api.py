@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from dlreg.batch.execute import base_record
-from dlreg.batch.jobs import Job, RowFailure
+from dlreg.batch.jobs import Job, RowFailure, base_record
 from dlreg.batch.manifest import read_manifest
 from dlreg.batch.outputs import job_folder, read_record
 from dlreg.batch.progress import CallbackReporter, Reporter
@@ -24,9 +23,10 @@ from dlreg.errors import CancelledError
 from dlreg.progress import ProgressCallback
 
 # Exit codes of `python -m dlreg batch` (and BatchSummary.exit_code).
-EXIT_OK = 0           # every job done
-EXIT_SOME_FAILED = 1  # the batch ran to the end, but some jobs failed (results.csv says which and why)
-EXIT_UNUSABLE = 2     # nothing ran: a bad manifest or option, or no scheduler (the message says what)
+# 1 stays what it is for every command (an unexpected failure), 2 a user error.
+EXIT_OK = 0             # every job done
+EXIT_UNUSABLE = 2       # nothing ran: a bad manifest or option, or no scheduler (the message says what)
+EXIT_SOME_FAILED = 3    # the batch ran to the end, but some jobs failed (results.csv says which and why)
 EXIT_INTERRUPTED = 130  # Ctrl-C: finished jobs are kept; the same command finishes the batch
 
 
@@ -73,7 +73,7 @@ def run_batch(manifest: str | os.PathLike, output: str | os.PathLike, *, schedul
               progress: ProgressCallback | None = None) -> BatchSummary:
     """Run every job of `manifest` into the folder `output`; return the summary.
 
-    `scheduler`: address of an existing Dask scheduler (tcp://HOST:PORT); default: a local
+    `scheduler`: an existing Dask scheduler's address (tcp://HOST:PORT) or scheduler file; default: a local
     cluster of `n_workers` single-threaded processes (default: one per core). `save_images`:
     registrations also write the moving image resampled on the fixed grid. `progress`: the
     project's `progress(fraction, message) -> keep_going` callback; returning False cancels

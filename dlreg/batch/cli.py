@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-EPILOG = """exit status: 0 every job done; 1 some jobs failed (results.csv says which and why);
-2 nothing ran (bad manifest, option or scheduler); 130 interrupted (finished jobs are kept:
-run the same command again to finish the batch)."""
+EPILOG = """exit status: 0 every job done; 3 the batch ran to the end but some jobs failed
+(results.csv says which and why); 2 nothing ran (bad manifest, option or scheduler);
+130 interrupted (finished jobs are kept: run the same command again to finish the batch);
+1 an unexpected error."""
+# The command line's general --progress values (where the top-level parser has one) -> this command's.
+GENERAL_PROGRESS = {"log": "bar", "json": "json", "none": "none"}
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -23,14 +26,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                     "are kept.", epilog=EPILOG)
     batch.add_argument("manifest", help="CSV manifest, one job per row (paths relative to its folder)")
     batch.add_argument("--output", required=True, help="output folder (created; reused to resume)")
-    batch.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786 "
-                                           "(default: a local cluster on this machine)")
+    batch.add_argument("--scheduler", help="a running Dask scheduler: its address (tcp://HOST:8786) or the file "
+                                           "written by dask scheduler --scheduler-file (default: a local "
+                                           "cluster on this machine)")
     batch.add_argument("--workers", type=int, default=None, help="local cluster: worker processes "
                                                                   "(default: one per core)")
     batch.add_argument("--save-images", action="store_true",
                        help="registrations also write the moving image resampled on the fixed grid")
-    batch.add_argument("--progress", choices=MODES, default="bar",
-                       help="bar: terminal progress bar on stderr; json: one JSON line per event on stdout")
+    batch.add_argument("--progress", dest="batch_progress", choices=MODES, default=None,
+                       help="bar (default): a progress bar with rate and ETA; json: one JSON line per event "
+                            "(for a parent process); none. Both on stderr")
     batch.set_defaults(func=run_batch_command)
 
 
@@ -43,7 +48,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise DLRegError("--workers must be at least 1")
     try:
-        summary = execute_batch(args.manifest, args.output, reporter_for(args.progress), scheduler=args.scheduler,
+        mode = args.batch_progress or GENERAL_PROGRESS.get(getattr(args, "progress", None), "bar")
+        summary = execute_batch(args.manifest, args.output, reporter_for(mode), scheduler=args.scheduler,
                                 n_workers=args.workers, save_images=args.save_images)
     except KeyboardInterrupt:
         print("interrupted: finished jobs are kept; run the same command again to finish the batch",

@@ -17,8 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from dlreg.batch.execute import base_record, run_job
-from dlreg.batch.jobs import Job
+from dlreg.batch.jobs import Job, base_record
 from dlreg.batch.outputs import job_folder, write_record
 from dlreg.errors import DLRegError
 
@@ -31,16 +30,18 @@ class SchedulerError(DLRegError, RuntimeError):
 
 @contextmanager
 def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator:
-    """A Dask client: of the scheduler at `scheduler` (tcp://HOST:PORT), or of a new local cluster
-    with `n_workers` single-threaded worker processes (default: one per core), closed afterwards."""
+    """A Dask client: of the scheduler at `scheduler` (tcp://HOST:PORT, or the JSON file that
+    `dask scheduler --scheduler-file` writes), or of a new local cluster with `n_workers`
+    single-threaded worker processes (default: one per core); closed afterwards."""
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
         raise SchedulerError(f"the batch engine needs Dask ({exc}): pip install 'dlreg[batch]'") from None
     logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's start/stop chatter is not for users
     if scheduler:
+        where = {"scheduler_file": scheduler} if os.path.isfile(scheduler) else {"address": scheduler}
         try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+            client = Client(**where, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError) as exc:
             raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         with client:
@@ -58,12 +59,19 @@ def run_on_dask(client, jobs: Sequence[Job], output: str | Path) -> Iterator[dic
     from distributed import as_completed
 
     by_key = {f"dlreg-{job.id}-{job.key}": job for job in jobs}
-    futures = [client.submit(run_job, job, str(output), key=key, pure=False) for key, job in by_key.items()]
+    futures = [client.submit(run_on_worker, job, str(output), key=key, pure=False) for key, job in by_key.items()]
     try:
         for future in as_completed(futures):
             yield outcome(future, by_key[future.key], output)
     finally:
         client.cancel(futures)
+
+
+def run_on_worker(job: Job, output: str) -> dict:
+    """`execute.run_job`, imported where the job runs: the client never needs torch."""
+    from dlreg.batch.execute import run_job
+
+    return run_job(job, output)
 
 
 def outcome(future, job: Job, output: str | Path) -> dict:

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 import torch
 
 from dlreg.batch import thumbnails
-from dlreg.batch.jobs import Job
+from dlreg.batch.jobs import Job, base_record
 from dlreg.batch.outputs import job_folder, remove_partial, write_atomic, write_record
 from dlreg.errors import DLRegError
 from dlreg.imaging.io import read_image, write_image
@@ -55,12 +55,6 @@ def run_job(job: Job, output: str) -> dict:
     record["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     write_record(folder, record)
     return record
-
-
-def base_record(job: Job) -> dict:
-    """The fields every record has, before the job runs."""
-    return {"id": job.id, "task": job.task, "key": job.key, "status": "pending", "reason": "",
-            **job.inputs, "slice": job.slice, "options": job.options.to_dict(), "files": {}}
 
 
 class _Laps:

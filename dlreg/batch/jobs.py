@@ -55,6 +55,12 @@ class Job:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
+def base_record(job: Job) -> dict:
+    """The fields every job's record has, before the job runs (status pending)."""
+    return {"id": job.id, "task": job.task, "key": job.key, "status": "pending", "reason": "",
+            **job.inputs, "slice": job.slice, "options": job.options.to_dict(), "files": {}}
+
+
 @dataclass(frozen=True)
 class RowFailure:
     """A manifest row that cannot become a job; it is reported with its reason and never run."""

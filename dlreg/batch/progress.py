@@ -2,13 +2,18 @@
 
 Every reporter gets `start(total, to_run, skipped)`, `job(record)` after each finished job (returning
 False asks the batch to stop) and `end(summary)`. `--progress json` prints one JSON object per
-line on stdout, flushed at once, that a Slicer module or any program can read as it comes:
+line on stderr, flushed at once, that a Slicer module or any program can read as it comes. Each
+line has the project's progress-line keys, "progress" (fraction of the jobs to run) and "message",
+and the batch's own fields:
 
-    {"event": "start", "total": 40, "to_run": 25, "skipped": 15}
-    {"event": "job", "id": "s01_t2", "task": "register3d", "status": "done", "likely_failed": false,
-     "reason": "", "done": 1, "to_run": 25, "fraction": 0.04, "jobs_per_minute": 21.3, "eta_seconds": 67.6}
-    {"event": "end", "succeeded": 39, "failed": 1, "not_run": 0, "exit_code": 1,
-     "results": "OUT/results.csv", "report": "OUT/report.html"}
+    {"progress": 0.0, "message": "25 of 40 jobs to run", "event": "start", "total": 40, "to_run": 25,
+     "skipped": 15}
+    {"progress": 0.04, "message": "1/25 s01_t2 done", "event": "job", "id": "s01_t2", "task": "register3d",
+     "status": "done", "likely_failed": false, "reason": "", "done": 1, "to_run": 25,
+     "jobs_per_minute": 21.3, "eta_seconds": 67.6}
+    {"progress": 1.0, "message": "40 jobs: 39 done, 1 failed, ...", "event": "end", "succeeded": 39,
+     "failed": 1, "not_run": 0, "ran": 25, "exit_code": 3, "results": "OUT/results.csv",
+     "report": "OUT/report.html"}
 """
 
 from __future__ import annotations
@@ -91,30 +96,33 @@ class JsonReporter(Reporter):
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
-        self.stream = stream or sys.stdout
+        self.stream = stream or sys.stderr
 
-    def _emit(self, payload: dict) -> None:
-        self.stream.write(json.dumps(payload) + "\n")
+    def _emit(self, fraction: float, message: str, payload: dict) -> None:
+        self.stream.write(json.dumps({"progress": round(fraction, 4), "message": message, **payload}) + "\n")
         self.stream.flush()
 
     def start(self, total: int, to_run: int, skipped: int) -> None:
         super().start(total, to_run, skipped)
-        self._emit({"event": "start", "total": total, "to_run": to_run, "skipped": skipped})
+        self._emit(0.0, f"{to_run} of {total} jobs to run",
+                   {"event": "start", "total": total, "to_run": to_run, "skipped": skipped})
 
     def job(self, record: dict) -> bool:
         super().job(record)
         eta = self.eta_seconds()
-        self._emit({"event": "job", "id": record["id"], "task": record["task"], "status": record["status"],
+        self._emit(self.finished / max(self.to_run, 1), f"{self.finished}/{self.to_run} {record['id']} "
+                   f"{record['status']}",
+                   {"event": "job", "id": record["id"], "task": record["task"], "status": record["status"],
                     "likely_failed": bool(record.get("likely_failed")), "reason": record.get("reason", ""),
                     "done": self.finished, "to_run": self.to_run,
-                    "fraction": round(self.finished / max(self.to_run, 1), 4),
                     "jobs_per_minute": round(self.rate_per_minute(), 2),
                     "eta_seconds": None if eta is None else round(eta, 1)})
         return True
 
     def end(self, summary: BatchSummary) -> None:
-        self._emit({"event": "end", **summary.counts(), "exit_code": summary.exit_code,
-                    "results": str(summary.results_csv), "report": str(summary.report_html)})
+        self._emit(1.0, summary.describe(), {"event": "end", **summary.counts(), "exit_code": summary.exit_code,
+                                             "results": str(summary.results_csv),
+                                             "report": str(summary.report_html)})
 
 
 class CallbackReporter(Reporter):
