@@ -17,7 +17,7 @@ from dlreg.batch.jobs import Job, RowFailure, base_record
 from dlreg.batch.manifest import read_manifest
 from dlreg.batch.outputs import job_folder, read_record
 from dlreg.batch.progress import CallbackReporter, Reporter
-from dlreg.batch.report import write_report
+from dlreg.batch.report import REPORT_NAME, write_report
 from dlreg.batch.results import CSV_NAME, write_results
 from dlreg.errors import CancelledError
 from dlreg.progress import ProgressCallback
@@ -44,8 +44,6 @@ class BatchSummary:
 
     @property
     def report_html(self) -> Path:
-        from dlreg.batch.report import REPORT_NAME
-
         return self.output / REPORT_NAME
 
     def counts(self) -> dict[str, int]:

@@ -106,8 +106,8 @@ def _register3d(job: Job, folder: Path, output: Path) -> dict:
     if job.save_image:
         out.write("registered_image", "registered.nrrd", lambda temp: write_image(registered, temp))
     spread = result.uncertainty
-    grid = thumbnails.display_grid(fixed)
-    bound = thumbnails.rigid_bound_map(grid, result.center, spread["rotation_deg"], spread["translation_mm"])
+    bound = thumbnails.rigid_bound_map(thumbnails.display_grid(fixed), result.center, spread["rotation_deg"],
+                                       spread["translation_mm"])
     out.pictures(thumbnails.registration_pictures(fixed, registered, bound, thumbnails.SCALE_3D_MM))
     return {"files": out.files, "uncertainty": spread["corner_mm"], "uncertainty_unit": "mm",
             "rotation_deg": spread["rotation_deg"], "translation_mm": spread["translation_mm"],

@@ -88,17 +88,13 @@ def rigid_bound_map(grid: sitk.Image, center: np.ndarray, rotation_deg: float, t
     return (translation_mm + np.radians(rotation_deg) * distance).astype(np.float32)
 
 
-def registration_pictures(fixed: sitk.Image, registered: sitk.Image, uncertainty: np.ndarray | sitk.Image,
+def registration_pictures(fixed: sitk.Image, registered: sitk.Image, uncertainty: np.ndarray,
                           scale: float) -> dict[str, np.ndarray]:
-    """{"overlay", "uncertainty"}: three-plane RGB strips of a 3D registration.
-
-    `uncertainty` is a display-grid array (from `rigid_bound_map`) or an image on any grid.
-    """
+    """{"overlay", "uncertainty"}: three-plane RGB strips of a 3D registration; `uncertainty` is on
+    the fixed image's display grid (`rigid_bound_map`)."""
     grid = display_grid(fixed)
     fixed_g = unit_range(on_grid(fixed, grid))
     moving_g = unit_range(on_grid(registered, grid))
-    if isinstance(uncertainty, sitk.Image):
-        uncertainty = on_grid(uncertainty, grid)
     mask = fixed_g > 0.05
     planes = zip(three_planes(fixed_g), three_planes(moving_g), three_planes(uncertainty), three_planes(mask))
     overlay, heat = [], []
@@ -136,9 +132,7 @@ def oriented(pixels: np.ndarray, image: sitk.Image, plane: str) -> np.ndarray:
 
 
 def image_pictures(image: sitk.Image) -> dict[str, np.ndarray]:
-    """{"image"}: three planes of one volume (classification jobs), or the picture of a 2D image."""
-    if image.GetSize()[2] == 1:
-        return {"image": _to_uint8(unit_range(sitk.GetArrayFromImage(image)[0]))}
+    """{"image"}: three planes of one volume (classification jobs)."""
     planes = three_planes(unit_range(on_grid(image, display_grid(image))))
     return {"image": _to_uint8(np.concatenate(planes, axis=1))}
 
