@@ -38,7 +38,8 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-al
 th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .failed { background: #fde2e2; } .flagged { background: #fff4d6; } .pending { background: #eee; }
-img.thumb { display: block; height: 128px; image-rendering: auto; }
+td.result { min-width: 14em; max-width: 20em; overflow-wrap: break-word; }
+img.thumb { display: block; height: 110px; margin: 2px 0; }
 figure { display: inline-block; width: 360px; margin: 0 1.5em 1em 0; vertical-align: top; font-size: 13px; }
 p.legend { max-width: 60em; }
 """
@@ -93,16 +94,17 @@ def summary_table(records: list[dict], tasks: list[str]) -> str:
 def job_table(rows: list[dict], task: str) -> str:
     """One row per job: rank, id, status, figures, reasons and thumbnails."""
     pictures = ("image_png",) if task == "classify" else ("overlay_png", "uncertainty_png")
+    title = "image" if task == "classify" else "overlay (axial, coronal, sagittal) and uncertainty map"
     head = ("<tr><th>#</th><th>id</th><th>status</th><th>uncertainty</th><th>result</th>"
-            + "".join(f"<th>{p[:-4]}</th>" for p in pictures) + "<th>seconds</th><th>worker</th></tr>")
+            f"<th>{title}</th><th>seconds</th><th>worker</th></tr>")
     body = [head]
     for rank, r in enumerate(rows, 1):
         files = r.get("files") or {}
         cls = {"failed": "failed", "pending": "pending"}.get(r["status"], "flagged" if r.get("likely_failed") else "")
-        thumbs = "".join(f'<td><img class="thumb" src="{_e(files[p])}" alt="{p[:-4]} of {_e(r["id"])}"></td>'
-                         if p in files else "<td></td>" for p in pictures)
+        thumbs = "<td>" + "".join(f'<img class="thumb" src="{_e(files[p])}" alt="{p[:-4]} of {_e(r["id"])}">'
+                                  for p in pictures if p in files) + "</td>"
         body.append(f'<tr class="{cls}"><td class="num">{rank}</td><td>{_e(r["id"])}</td><td>{_e(r["status"])}</td>'
-                    f'<td class="num">{_number(r.get("uncertainty"))}</td><td>{_outcome(r)}</td>{thumbs}'
+                    f'<td class="num">{_number(r.get("uncertainty"))}</td><td class="result">{_outcome(r)}</td>{thumbs}'
                     f'<td class="num">{_number(r.get("seconds"))}</td><td>{_e(r.get("worker") or "")}</td></tr>')
     return "<table>" + "".join(body) + "</table>"
 
