@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import SimpleITK as sitk
 from headless_chromium import inspect_page
 
 from dlreg.batch import run_batch
@@ -214,6 +215,13 @@ def test_interrupted_and_killed_clients_resume_where_they_stopped(tmp_path):
     assert {r["status"] for r in rows.values()} == {"done", "pending"}
     code, events = run_until(1, signal.SIGKILL)  # the client and its workers killed outright
     assert code == -signal.SIGKILL
+    for path in (output / "jobs").rglob("*"):  # whatever has its final name is whole
+        if path.suffix == ".tfm":
+            read_transform(path)
+        elif path.suffix == ".png":
+            sitk.ReadImage(str(path))
+        elif path.name == "record.json":
+            json.loads(path.read_text())
     finished = {p.parent.name for p in (output / "jobs").glob("*/record.json")}
     before = file_hashes(output / "jobs")
     rerun = batch_cli(str(manifest), "--output", str(output), "--workers", "2")
