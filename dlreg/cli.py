@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "dlreg.zeroshot.cli",
     "dlreg.rigid3d.cli",
     "dlreg.modality.cli",
+    "dlreg.batch.cli",
 )
 OPTIONAL_COMMAND_MODULES = ("dlreg.training.cli",)
 

@@ -19,6 +19,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 from dlreg.errors import DLRegError
 
 Writer = Callable[[Path], None]
+# Temporary files are named .<stem>.partial-<random><suffixes>: `remove_partial` finds what a
+# killed process left behind.
+TEMP_MARK = ".partial-"
 # Files get the permissions an ordinary open() would give them (mkstemp's are owner-only).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -62,6 +65,20 @@ def atomic_write(path: str | os.PathLike, write: Writer, verify: Verifier | None
     return Path(path)
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """A text file (UTF-8), written atomically."""
+    return atomic_write(path, lambda temporary: temporary.write_bytes(text.encode("utf-8")))
+
+
+def remove_partial(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a killed writer left in `folder`; return them."""
+    folder = Path(folder)
+    leftovers = sorted(folder.glob(f".*{TEMP_MARK}*")) if folder.is_dir() else []
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
+
+
 class StagedOutputs:
     """Files written to temporary names, renamed into place together when the block ends without error."""
 
@@ -73,7 +90,7 @@ class StagedOutputs:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix="".join(path.suffixes) or ".tmp",
+            handle, name = tempfile.mkstemp(prefix=f".{path.stem}{TEMP_MARK}", suffix="".join(path.suffixes) or ".tmp",
                                             dir=path.parent)
             os.close(handle)
             os.chmod(name, 0o666 & ~_UMASK)

@@ -30,6 +30,7 @@ from dlreg.rigid3d.dcnn import RigidDCNN, target_scale
 from dlreg.rigid3d.model import RigidModel, save_model
 from dlreg.rigid3d.pipeline import fixed_frame
 from dlreg.rigid3d.preprocess import prepare, sample_canonical
+from dlreg.training.distributed import init_distributed, process_device, wrap
 from dlreg.training.rigid.ann_lm import r_squared, train_lm
 from dlreg.training.rigid.augmentation import augment_pairs
 from dlreg.training.rigid.pairs import assign_splits, discover_pairs
@@ -59,13 +60,6 @@ def build_samples(pairs, splits: list[str], n_augment: int, seed: int,
             "pair": torch.tensor(pair_index), "split": np.array(out_splits)}
 
 
-def _distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
 def _load_checkpoint(path: Path, config: dict) -> dict | None:
     if not path.is_file():
         return None
@@ -81,7 +75,7 @@ def train_dcnn(samples: dict, output_dir: Path, *, epochs: int, lr: float, batch
                device: torch.device, seed: int, resume: bool, config: dict,
                progress: ProgressCallback | None = None) -> tuple[RigidDCNN, list]:
     """SGDM training of the DCNN with per-epoch checkpoints; returns the model and history."""
-    rank, world = _distributed()
+    rank, world = init_distributed(device)
     torch.manual_seed(seed)
     model = RigidDCNN().to(device)
     optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
@@ -95,10 +89,7 @@ def train_dcnn(samples: dict, output_dir: Path, *, epochs: int, lr: float, batch
         optimiser.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         first_epoch, history = int(state["epoch"]), list(state["history"])
-    net = model
-    if world > 1:
-        device_ids = [device.index] if device.type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    net = wrap(model, device)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     train_idx = np.flatnonzero(samples["split"] == "train")
@@ -166,7 +157,7 @@ def train_from_folder(folder_or_csv: str | os.PathLike, output_dir: str | os.Pat
     start = time.time()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
+    dev = process_device(resolve_device(device))
     pairs = discover_pairs(folder_or_csv)
     splits = assign_splits(pairs, seed)
     samples = build_samples(pairs, splits, n_augment, seed, progress)

@@ -10,8 +10,10 @@ Loss: mean distance between the fitted and the true transform at the corners of 
 120 mm cube (the head), plus KEYPOINT_WEIGHT x the mean landmark disagreement |D x_f - x_m|.
 Adam, learning rate dropped tenfold for the last quarter of the steps, mixed precision on
 CUDA, checkpoints every `checkpoint_every` steps (resumed), progress callback and cancel,
-seeded. One process (no torchrun data parallelism, unlike the paper model's trainer: the
-shipped model trains in ~25 minutes on one CPU core).
+seeded. Under `torchrun --nproc_per_node N` it trains data-parallel (DistributedDataParallel,
+gloo on CPU, NCCL on GPU): every process draws its own `batch_size` pairs per step (its own
+random stream), the gradients are averaged, and the first process validates and writes the
+checkpoints, weights and card. A single process draws exactly what it always did.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dlreg.rigid3d.keypoints import KeypointDCNN, kabsch, pair_landmarks, pair_t
 from dlreg.rigid3d.model import KeypointModel, save_keypoint_model
 from dlreg.rigid3d.pipeline import fixed_frame
 from dlreg.rigid3d.preprocess import Prepared, prepare, sample_canonical
+from dlreg.training.distributed import init_distributed, process_device, world_size, wrap
 from dlreg.training.rigid.pairs import assign_splits, discover_pairs
 from dlreg.weights import load_torch_file, write_model_card
 
@@ -135,18 +138,26 @@ def train_keypoints(train: list[Group], val: list[Group], out: str | Path, *, st
                     batch_size: int = 4, lr: float = 2e-3, seed: int = 0, device: str = "auto",
                     n_val: int = 24, checkpoint_every: int = 100, resume: bool = True,
                     progress: ProgressCallback | None = None) -> tuple[KeypointDCNN, list[dict]]:
-    """Train from scratch (or resume `out`/keypoint_checkpoint.pt); returns the model and history."""
+    """Train from scratch (or resume `out`/keypoint_checkpoint.pt); returns the model and history.
+
+    Under torchrun, `batch_size` is per process and only the first process reports progress.
+    """
     if not train:
         raise InputImageError("no training groups")
-    dev = resolve_device(device)
-    torch.manual_seed(seed)
+    dev = process_device(resolve_device(device))
+    rank, world = init_distributed(dev)
+    torch.manual_seed(seed)  # the same initial weights in every process
     model = KeypointDCNN().to(dev)
+    net = wrap(model, dev)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "keypoint_checkpoint.pt"
     config = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
               "train": [g.name for g in train], "val": [g.name for g in val]}
+    if world > 1:
+        config["processes"] = world
+    progress = progress if rank == 0 else None
     first, history = 0, []
     if resume and checkpoint.is_file():
         state = load_torch_file(checkpoint, "keypoint checkpoint", keys=("model", "optimizer", "step", "history"),
@@ -167,11 +178,12 @@ def train_keypoints(train: list[Group], val: list[Group], out: str | Path, *, st
     for step in range(first, steps):
         for group in optimiser.param_groups:
             group["lr"] = lr if step < drop_at else lr / 10
-        rng = np.random.default_rng([seed, step])  # per step: a resumed run draws the same pairs
+        # per step (and process): a resumed run draws the same pairs
+        rng = np.random.default_rng([seed, step] if world == 1 else [seed, step, rank])
         fixed, moving, motions = draw_pairs(train, batch_size, rng)
-        model.train()
+        net.train()
         with torch.autocast(dev.type, enabled=amp):  # the heatmaps' softmax and the fit stay in float32/64
-            loss, error = pair_loss(model, fixed.to(dev), moving.to(dev), motions.to(dev), corners.to(dev))
+            loss, error = pair_loss(net, fixed.to(dev), moving.to(dev), motions.to(dev), corners.to(dev))
         optimiser.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimiser)
@@ -179,16 +191,27 @@ def train_keypoints(train: list[Group], val: list[Group], out: str | Path, *, st
         recent += error.cpu().tolist()
         message = f"step {step + 1}/{steps}"
         if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
-            record = {"step": step + 1, "train_corner_mm": float(np.median(recent)),
-                      "val_corner_mm": validation_error(model, val_batches, corners, dev),
-                      "seconds": round(time.perf_counter() - start, 1)}
-            history.append(record)
+            recent = all_processes(recent, world)
+            if rank == 0:
+                record = {"step": step + 1, "train_corner_mm": float(np.median(recent)),
+                          "val_corner_mm": validation_error(model, val_batches, corners, dev),
+                          "seconds": round(time.perf_counter() - start, 1)}
+                history.append(record)
+                torch.save({"step": step + 1, "model": model.state_dict(), "optimizer": optimiser.state_dict(),
+                            "history": history, "config": config}, checkpoint)
+                message += f": {record}"
             recent = []
-            torch.save({"step": step + 1, "model": model.state_dict(), "optimizer": optimiser.state_dict(),
-                        "history": history, "config": config}, checkpoint)
-            message += f": {record}"
         report(progress, (step + 1) / steps, message)  # every step, so that a cancel is prompt
     return model.eval(), history
+
+
+def all_processes(values: list[float], world: int) -> list[float]:
+    """The values of every process (in rank order); `values` itself in a single process."""
+    if world == 1:
+        return values
+    gathered: list = [None] * world
+    torch.distributed.all_gather_object(gathered, values)
+    return [v for part in gathered for v in part]
 
 
 def groups_from_pairs(source: str | Path, seed: int = 0) -> tuple[dict, dict]:
@@ -218,10 +241,15 @@ def train_from_folder(folder_or_csv: str | Path, output_dir: str | Path, *, step
     model, history = train_keypoints(prepare_groups(train), prepare_groups(val), output_dir, steps=steps,
                                      batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
                                      progress=progress)
-    return save_with_card(model, Path(output_dir) / "rigid3d_keypoints.pt", history, {
+    weights = Path(output_dir) / "rigid3d_keypoints.pt"
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # every process has finished its steps
+        if torch.distributed.get_rank() != 0:
+            return weights  # the first process writes the weights and the card
+    return save_with_card(model, weights, history, {
         "training_groups": {"train": list(train), "val": list(val)},
         "recipe": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "motion": MOTION,
-                   "jitter": JITTER},
+                   "jitter": JITTER, "processes": world_size()},
         "trained_seconds": round(time.time() - start, 1)})
 
 
