@@ -16,13 +16,14 @@ if importlib.util.find_spec("dlreg") is None and os.path.isfile(os.path.join(_SO
     sys.path.append(_SOURCE_ROOT)
 
 from SlicerDLRegLib.background import BackgroundRun  # noqa: E402
+from SlicerDLRegLib.cohort import runCohort  # noqa: E402
 from SlicerDLRegLib.dependencies import ensureDependencies  # noqa: E402
 from SlicerDLRegLib.panel import ParameterPanel  # noqa: E402
 from SlicerDLRegLib.samples import registerSampleData  # noqa: E402
 from SlicerDLRegLib.testing import loadSampleVolume, recordProgress, volumeState  # noqa: E402
 
 __all__ = ["BackgroundRun", "ParameterPanel", "ensureDependencies", "forgetPackages", "loadSampleVolume",
-           "recordProgress", "registerSampleData", "volumeState"]
+           "recordProgress", "registerSampleData", "runCohort", "volumeState"]
 
 
 def forgetPackages() -> None:

@@ -6,6 +6,7 @@ The modules load without either package, so a missing one is explained, not a si
 """
 
 import importlib.util
+from typing import Optional
 
 import slicer
 
@@ -15,17 +16,14 @@ PYTORCH_HELP = ("SlicerDLReg needs PyTorch. Install the 'PyTorch' extension from
 PIP_PACKAGES = {"skimage": "scikit-image>=0.21"}  # import name -> requirement
 
 
-def missingPackages() -> list:
-    """Import names of the packages that are not installed (checked without importing them)."""
-    return [name for name in ("torch", *PIP_PACKAGES) if importlib.util.find_spec(name) is None]
-
-
-def ensureDependencies(interactive: bool = False) -> None:
-    """Make torch and scikit-image importable, after asking (interactive); else raise saying how."""
-    missing = missingPackages()
+def ensureDependencies(interactive: bool = False, extra: Optional[dict] = None) -> None:
+    """Make torch, scikit-image and the `extra` packages ({import name: requirement}) importable,
+    after asking (interactive); else raise saying how."""
+    wanted = {**PIP_PACKAGES, **(extra or {})}
+    missing = [name for name in ("torch", *wanted) if importlib.util.find_spec(name) is None]
     if "torch" in missing:
         _installTorch(interactive)
-    pipMissing = [PIP_PACKAGES[name] for name in missing if name in PIP_PACKAGES]
+    pipMissing = [wanted[name] for name in missing if name in wanted]
     if pipMissing:
         _pipInstall(pipMissing, interactive)
 
