@@ -54,7 +54,7 @@ COARSE_ITERATIONS = 6
 NEAR_TIE = 0.97
 # (pyramid factor, Gauss-Newton iterations, edge points) of the NGF stages after the global
 # check: at 1/2 resolution, then at full resolution when both images show the same contrast.
-HALF_STAGE = (2, 6, 8000)
+HALF_STAGE = (2, 4, 8000)
 FULL_STAGE = (1, 4, 16000)
 # Same contrast: the foreground intensities correlate at least this much after the 1/2 stage
 # (measured: T1/T1 pairs 0.98-1.00, T2/FLAIR/T1c against T1 or T2 -0.86..0.73). Otherwise the

@@ -102,11 +102,11 @@ class MutualInformation:
         p = torch.bincount(idx.reshape(-1), (wm * inside[:, None]).reshape(-1), minlength=b * b).double()
         p = p.view(b, b) / count
         pf, pm = p.sum(1), p.sum(0)
-        nz = p > 0
-        mi = float((p[nz] * torch.log(p[nz] / (pf[:, None] * pm[None])[nz])).sum())
+        plogp = torch.special.xlogy(p, p)  # 0 log 0 = 0
+        mi = float(plogp.sum() - torch.special.xlogy(pf, pf).sum() - torch.special.xlogy(pm, pm).sum())
         if not gradient:
             return mi
-        log_ratio = torch.where(nz, torch.log(p.clamp_min(1e-300) / pm[None].clamp_min(1e-300)), 0.0).float()
+        log_ratio = (torch.log(p.clamp_min(1e-300)) - torch.log(pm.clamp_min(1e-300))).float()  # used where p > 0
         dmi_dm = (dm * log_ratio.reshape(-1)[idx]).sum(1) * inside * ((b - 4) / count)  # (K,)
         grad = (torch.cat([s[1:2] * self.u, s[2:3] * self.u]) @ dmi_dm).double()  # (6,)
         return mi, grad
