@@ -10,7 +10,7 @@ import SimpleITK as sitk
 import torch
 
 from dlreg.sampledata import sample_path
-from dlreg.zeroshot import register_arrays
+from dlreg.zeroshot import register_arrays, search
 from dlreg.zeroshot.features import robust_unit
 from dlreg.zeroshot.modes import SAME_CONTRAST, contrast_correlation
 from dlreg.zeroshot.mutual_info import MutualInformation, refine_mi
@@ -109,3 +109,23 @@ def test_mutual_information_gradient_and_refinement(stroke):
     assert grid_error(out.numpy(), np.eye(3), fixed.shape) < 0.6
     again, _ = refine_mi(MutualInformation(fixed, moving), start)
     assert torch.equal(out, again)  # deterministic
+
+
+def test_translation_search_finds_a_large_shift_and_rotation(stroke):
+    t1 = stroke[0]
+    true = known_affine(t1.shape, theta=np.radians(60), shift=(30.0, -25.0), shear=0.0)
+    fu, mu = robust_unit(t1), robust_unit(moved(t1, true))
+    theta = np.radians(np.arange(-180, 180, 10))
+    turns = np.stack([[[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]] for a in theta])
+    found = search.rigid_candidates(fu, mu, turns)
+    best = found[np.argmin([grid_error(m, true, t1.shape) for m in found])]
+    assert found.shape == (36, 3, 3) and grid_error(best, true, t1.shape) < 4.0  # within a coarse pixel
+
+
+def test_a_truncated_field_of_view_registers(stroke):
+    t1, t2 = stroke
+    true = known_affine(t1.shape, theta=0.2, shift=(8.0, -6.0))
+    cut = moved(t2, true)
+    cut[:, : int(0.3 * cut.shape[1])] = 0.0  # the moving slab misses a third of the head
+    result = register_arrays(t1, cut, n_uncertainty=0, seed=0)
+    assert result.details["translation_search"] and grid_error(result.matrix, true, t1.shape) < 2.0

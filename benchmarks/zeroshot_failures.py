@@ -15,8 +15,8 @@ multi with any rotation: the rows of zeroshot.py):
 A case is a failure when its grid error is >= 2 px; the last three have no true transform and
 are failures by definition. Reported per split: AUROC of the result's failure score
 (1 - confidence) for failures, Spearman rho of the score against the grid error (cases with a
-true transform), and the flag rate on the successful normal cases. The flag's thresholds are
-chosen on --split train (subjects outside devdata.TEST_SUBJECTS); --split test reports.
+true transform), and the flag rates. The flag's threshold (quality.LOCK_MIN) is the
+"youden_threshold" of --split train (subjects outside devdata.TEST_SUBJECTS); --split test reports.
 
     python benchmarks/zeroshot_failures.py --split test [--data ../shared/data] [--per-kind 12]
 
@@ -140,6 +140,13 @@ def run_case(case: dict, seed: int) -> dict:
             "error_px": None if case["true"] is None else grid_error(res.matrix, case["true"])}
 
 
+def youden_threshold(lock: np.ndarray, failed: np.ndarray) -> float:
+    """The lock below which flagging maximises Youden's J = (flagged failures) - (flagged successes), as rates."""
+    levels = np.unique(lock)
+    j = [np.mean(lock[failed] < t) - np.mean(lock[~failed] < t) for t in levels]
+    return float(levels[int(np.argmax(j))])
+
+
 def evaluate(rows: list[dict]) -> dict:
     """AUROC of (1 - confidence) for failures, Spearman against the error, flag rates."""
     failed = np.array([r["error_px"] is None or r["error_px"] >= 2.0 for r in rows])
@@ -156,11 +163,8 @@ def evaluate(rows: list[dict]) -> dict:
     out["flag_rate_on_failures"] = float(flag[failed].mean()) if failed.any() else None
     normal_ok = [i for i, r in enumerate(rows) if r["kind"].startswith("normal") and not failed[i]]
     out["flag_rate_on_normal_successes"] = float(flag[normal_ok].mean()) if normal_ok else None
-    lock = np.array([r["confidence"] for r in rows])
     if 0 < failed.sum() < len(rows):  # how the flag's threshold is chosen (on --split train)
-        out["highest_lock_of_a_failure"] = float(lock[failed].max())
-        out["lowest_lock_of_a_success"] = float(lock[~failed].min())
-        out["midway_threshold"] = (out["highest_lock_of_a_failure"] + out["lowest_lock_of_a_success"]) / 2
+        out["youden_threshold"] = youden_threshold(np.array([r["confidence"] for r in rows]), failed)
     out["by_kind"] = {}
     for kind in sorted({r["kind"] for r in rows}):
         idx = [i for i, r in enumerate(rows) if r["kind"] == kind]

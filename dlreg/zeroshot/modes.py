@@ -26,7 +26,7 @@ from dlreg.errors import MismatchedInputsError
 from dlreg.progress import ProgressCallback, report
 from dlreg.weights import load_vgg_conv1
 from dlreg.zeroshot import estimators as est
-from dlreg.zeroshot import mutual_info, quality
+from dlreg.zeroshot import mutual_info, quality, search
 from dlreg.zeroshot import uncertainty as unc
 from dlreg.zeroshot.features import InvariantBank, ShapeBank, VGGConv1, paper_preprocess, robust_unit
 from dlreg.zeroshot.keypoints import centres_of_mass
@@ -52,6 +52,10 @@ N_ANGLES = 36
 COARSE_FACTOR = 4
 COARSE_ITERATIONS = 6
 NEAR_TIE = 0.97
+SAME_POSE_PX = 4.0  # candidates closer than this at every image corner are one pose
+# When the foreground areas differ by more than this ratio, the outline centres need not
+# correspond and the candidates also include the best shift for every rotation (search.py).
+AREA_RATIO = 0.9
 # (pyramid factor, Gauss-Newton iterations, edge points) of the NGF stages after the global
 # check: at 1/2 resolution, then at full resolution when both images show the same contrast.
 HALF_STAGE = (2, 4, 8000)
@@ -189,7 +193,11 @@ class DefaultMode:
         report(progress, 0.55, "global check and intensity refinement")
         cache: dict = {}  # pyramid levels, edge points and moving-image fields, shared by the stages
         # the first shape map is the blurred outline: its centres of mass anchor the rigid candidates
-        candidates = np.concatenate([estimate[None], _rotation_candidates(pts[0][0], pts[1][0], spacing_m)])
+        outline, turns = _rotation_candidates(pts[0][0], pts[1][0], spacing_m)
+        candidates = np.concatenate([estimate[None], outline])
+        details["translation_search"] = _outlines_differ(fu, mu)
+        if details["translation_search"]:  # the outline centres need not correspond: search every shift
+            candidates = np.concatenate([candidates, search.rigid_candidates(fu, mu, turns)])
         start, _, details["near_tie"] = _global_check(fu, mu, candidates, cache)
         half = _half_stage(fu, mu, start, cache)
         report(progress, 0.7, "full-resolution refinement")
@@ -221,9 +229,16 @@ def _invariant_keypoints(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return (pts + 0.5) * factor - 0.5, valid
 
 
+def _outlines_differ(fu: torch.Tensor, mu: torch.Tensor) -> bool:
+    """Whether the foreground areas differ by more than AREA_RATIO (a cut field of view, say)."""
+    a, b = float((fu > CONTRAST_FOREGROUND).sum()), float((mu > CONTRAST_FOREGROUND).sum())
+    return min(a, b) < AREA_RATIO * max(a, b)
+
+
 def _rotation_candidates(fixed_c: np.ndarray, moving_c: np.ndarray, spacing_m: np.ndarray,
-                         n_angles: int = N_ANGLES) -> np.ndarray:
-    """Rigid transforms mapping the fixed outline centre to the moving one, at n_angles rotations."""
+                         n_angles: int = N_ANGLES) -> tuple[np.ndarray, np.ndarray]:
+    """Rigid transforms mapping the fixed outline centre to the moving one, at n_angles rotations,
+    and those rotations' (n_angles, 2, 2) pixel-space matrices."""
     theta = np.linspace(-np.pi, np.pi, n_angles, endpoint=False)
     c, s = np.cos(theta), np.sin(theta)
     mats = np.tile(np.eye(3), (n_angles, 1, 1))
@@ -231,7 +246,8 @@ def _rotation_candidates(fixed_c: np.ndarray, moving_c: np.ndarray, spacing_m: n
     sm, sm_inv = spacing_m, np.linalg.inv(spacing_m)
     cf, cm = sm @ np.r_[fixed_c, 1.0], sm @ np.r_[moving_c, 1.0]
     mats[:, :2, 2] = cm[:2] - np.einsum("nij,j->ni", mats[:, :2, :2], cf[:2])
-    return sm_inv @ mats @ sm
+    pixel = sm_inv @ mats @ sm
+    return pixel, pixel[:, :2, :2]
 
 
 def _global_check(fu: torch.Tensor, mu: torch.Tensor, candidates: np.ndarray,
@@ -243,13 +259,31 @@ def _global_check(fu: torch.Tensor, mu: torch.Tensor, candidates: np.ndarray,
     """
     mats = torch.as_tensor(candidates)
     _, score = refine_affine(fu, mu[None], mats, levels=(COARSE_FACTOR,), iterations=(0,), cache=cache)
-    top = np.argsort(-score.numpy())[:2]
+    ranked = np.argsort(-score.numpy(), kind="stable")
+    corners = _corners(fu.shape)
+    # the runner-up is the best candidate that is another pose, not a near-copy of the best one
+    other = ranked[_pose_distance(mats[ranked], mats[ranked[0]], corners).numpy() > SAME_POSE_PX]
+    top = ranked[:1].tolist() + other[:1].tolist()
     coarse, s_coarse = refine_affine(fu, mu[None], mats[top], levels=(COARSE_FACTOR,),
                                      iterations=(COARSE_ITERATIONS,), cache=cache)
     order = torch.argsort(s_coarse, descending=True)
-    near_tie = len(order) > 1 and float(s_coarse[order[1]]) >= NEAR_TIE * float(s_coarse[order[0]])
+    near_tie = (len(order) > 1 and float(s_coarse[order[1]]) >= NEAR_TIE * float(s_coarse[order[0]])
+                and float(_pose_distance(coarse[1], coarse[0], corners)) > SAME_POSE_PX)
     keep = order if near_tie else order[:1]
     return coarse[keep], s_coarse[keep], bool(near_tie)
+
+
+def _corners(shape: tuple[int, int]) -> torch.Tensor:
+    """(3, 4) homogeneous pixel positions of the image corners."""
+    h, w = shape
+    return torch.tensor([[0.0, w - 1.0, 0.0, w - 1.0], [0.0, 0.0, h - 1.0, h - 1.0], [1.0, 1.0, 1.0, 1.0]],
+                        dtype=torch.float64)
+
+
+def _pose_distance(a: torch.Tensor, b: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+    """Largest distance (px) between where matrices a (..., 3, 3) and b (3, 3) put the image corners."""
+    d = (a.to(torch.float64) - b.to(torch.float64))[..., :2, :] @ corners
+    return torch.sqrt((d * d).sum(-2)).amax(-1)
 
 
 def _half_stage(fu: torch.Tensor, mu: torch.Tensor, start: torch.Tensor, cache: dict) -> torch.Tensor:
