@@ -18,7 +18,7 @@ are failures by definition. Reported per split: AUROC of the result's failure sc
 true transform), and the flag rates. The flag's threshold (quality.LOCK_MIN) is the
 "youden_threshold" of --split train (subjects outside devdata.TEST_SUBJECTS); --split test reports.
 
-    python benchmarks/zeroshot_failures.py --split test [--data ../shared/data] [--per-kind 12]
+    python benchmarks/zeroshot_failures.py --split test [--data DIR] [--per-kind 12]
 
 Writes benchmarks/results/zeroshot_failures_<split>.json and prints a table.
 """

@@ -10,7 +10,7 @@ Reported per pair: the mean displacement over the fixed brain mask (3D, and in t
 which is what a 2D axial-slice benchmark sees), in mm. A subject whose median over the two
 metrics exceeds --limit (1 mm) on any pair is excluded from nominal-truth success rates.
 
-    python benchmarks/zeroshot_truth.py [--data ../shared/data] [--limit 1.0]
+    python benchmarks/zeroshot_truth.py [--data DIR] [--limit 1.0]
 
 Writes benchmarks/results/zeroshot_truth.json and prints a table.
 """
