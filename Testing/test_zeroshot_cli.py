@@ -50,3 +50,35 @@ def test_bad_slice_choice_is_one_line(tmp_path, capsys):
     assert main(["register2d", volume, volume, "--slice", "middle", "--output-transform",
                  str(tmp_path / "t.tfm")]) == 2
     assert capsys.readouterr().err.startswith("error: --slice must be an index or 'all'")
+
+
+def test_text_line_and_json_carry_the_failure_flag(tmp_path, capsys):
+    fixed = sample_path("stroke_t1_axial.png")
+    image = sitk.ReadImage(str(fixed))
+    noise = np.random.default_rng(0).uniform(0, 255, sitk.GetArrayFromImage(image).shape).astype(np.float32)
+    noise_image = sitk.GetImageFromArray(noise)
+    noise_image.CopyInformation(image)
+    sitk.WriteImage(noise_image, str(tmp_path / "noise.nrrd"))
+    out = ["--output-transform", str(tmp_path / "t.tfm"), "--n-uncertainty", "2"]
+    assert main(["register2d", str(fixed), str(sample_path("stroke_t2_axial.png")), *out]) == 0
+    good = capsys.readouterr().out
+    assert good.startswith("affine") and "confidence" in good and "LIKELY FAILED" not in good
+    assert main(["register2d", str(fixed), str(tmp_path / "noise.nrrd"), *out]) == 0
+    assert "LIKELY FAILED: the edges of the two images do not lock" in capsys.readouterr().out
+    # a picture against a 3D volume: the volume is resampled where the picture's grid lies
+    assert main(["register2d", str(fixed), str(sample_path("stroke_flair_2mm.nrrd")), *out, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["likely_failed"] is True and payload["failure_reasons"]
+
+
+def test_all_slices_report_which_ones_likely_failed(tmp_path, capsys):
+    volume = str(sample_path("stroke_t1_2mm.nrrd"))
+    flair = str(sample_path("stroke_flair_2mm.nrrd"))
+    assert main(["register2d", volume, flair, "--slice", "all", "--output-transform", str(tmp_path / "t.tfm"),
+                 "--n-uncertainty", "0", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    flagged = [s["slice"] for s in payload["slices"] if s["likely_failed"]]
+    assert payload["likely_failed"] == bool(flagged)
+    assert [r.split(":")[0] for r in payload["failure_reasons"]] == [f"slice {k}" for k in flagged]
+    middle = [s for s in payload["slices"] if 25 <= s["slice"] <= 45]
+    assert middle and not any(s["likely_failed"] for s in middle)  # the brain's middle registers well

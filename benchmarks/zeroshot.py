@@ -1,20 +1,24 @@
-"""Acceptance benchmark of dlreg.zeroshot (issue 3) on real brain MR slices.
+"""Acceptance benchmark of dlreg.zeroshot against SimpleITK and ANTs, side by side, on real brain MR slices.
 
-Protocol (paper section 2.8): an axial slice of a co-registered multi-contrast volume is
-placed on a 256x256 canvas; the moving contrast is resampled through a random affine with
-translation up to 50 px in x and y, rotation up to 0.3 rad and shear up to 0.03 rad about
-the canvas centre (the true transform between contrasts is the identity). Pairs: mono-modal
-T1->T1 and multi-modal T2->T1, FLAIR->T1, T1c->T2 from brats, aurora and stroke (stroke has
-no T1c). Grid error = mean over all 256x256 fixed pixels of |A_est p - A_true p| in px;
-success = grid error < 2 px. Methods: paper mode, default mode (both with n = 10
-uncertainty runs) and SimpleITK affine registration with Mattes MI, on the same pairs.
-"floor" starts the SimpleITK Mattes MI registration AT the true transform: how far the
-intensity optimum lies from the nominal ground truth (the contrasts are co-registered only
-to about a pixel), i.e. the accuracy floor any intensity method can reach on these pairs.
+Cases (see zeroshot_cases.py): an axial slice of one subject's fixed contrast and the moving
+contrast resampled through a random affine (translation up to 50 px, shear up to 0.03 rad,
+rotation up to 0.3 rad, paper section 2.8). Rows:
+- mono: T1 -> T1; multi: T2 -> T1, FLAIR -> T1, T1c -> T2; on the test subjects
+  (devdata.TEST_SUBJECTS, none of them used to tune anything), rotation up to 0.3 rad;
+- wide: the multi pairs with any rotation (up to 180 degrees);
+- aurora: the multi pairs of aurora, whose contrasts are 1-2 mm apart: measured against the MI
+  floor, never against the nominal truth.
+Methods, all with the same thread count (--threads, default 1): the default and paper modes
+(n = 10 uncertainty runs), SimpleITK affine Mattes MI, ANTs affine (antspyx, its standard
+"Affine"), and "floor": SimpleITK started AT the true transform (the MI optimum nearest the
+nominal truth). Error: mean grid error in px (= mm) against the truth; success: < 2 px. Speed:
+per case, the peer's time / the default mode's time, median over the cases of the row (same run).
 
-    python benchmarks/zeroshot.py [--data ../shared/data] [--pairs 50] [--seed 2024]
+    python benchmarks/zeroshot.py [--data DIR] [--pairs 60] [--methods ...] [--rows ...]
+        [--plot docs/zeroshot_rotation.png]
 
-Writes benchmarks/results/zeroshot.json and zeroshot.md and prints the table.
+Writes benchmarks/results/zeroshot.json and zeroshot.md (the table) and the plot of error
+against start rotation for every method (rows mono, multi and wide).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 
 
 def _threads_argument(argv: list[str]) -> str:
-    """The --threads value, read before numpy loads: its BLAS pool size is fixed at import."""
+    """The --threads value, read before numpy and ITK load: their pool sizes are fixed at import."""
     for i, a in enumerate(argv):
         if a.startswith("--threads="):
             return a.split("=", 1)[1]
@@ -37,270 +41,177 @@ def _threads_argument(argv: list[str]) -> str:
     return "1"
 
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
     os.environ[_var] = _threads_argument(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 import torch  # noqa: E402
-from scipy import ndimage, stats  # noqa: E402
+from scipy import stats  # noqa: E402
+from zeroshot_cases import (  # noqa: E402
+    REPO,
+    TASKS,
+    ants_affine,
+    grid_error,
+    load_slices,
+    make_cases,
+    sitk_affine_mattes,
+    split_subjects,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from dlreg import metrics  # noqa: E402
 from dlreg.errors import DLRegError  # noqa: E402
 from dlreg.zeroshot import register_arrays  # noqa: E402
 
-CANVAS = 256
-VOLUMES = {
-    "brats": {"t1": "brats_gli_00001_000/BraTS-GLI-00001-000-t1n.nii.gz",
-              "t1c": "brats_gli_00001_000/BraTS-GLI-00001-000-t1c.nii.gz",
-              "t2": "brats_gli_00001_000/BraTS-GLI-00001-000-t2w.nii.gz",
-              "flair": "brats_gli_00001_000/BraTS-GLI-00001-000-t2f.nii.gz"},
-    "aurora": {"t1": "aurora/t1.nii.gz", "t1c": "aurora/t1c.nii.gz",
-               "t2": "aurora/t2.nii.gz", "flair": "aurora/flair.nii.gz"},
-    "stroke": {"t1": "stroke/stroke_T1.nii.gz", "t2": "stroke/stroke_T2.nii.gz",
-               "flair": "stroke/stroke_FLAIR.nii.gz"},
-}
-TASKS = {"mono": [("t1", "t1")], "multi": [("t2", "t1"), ("flair", "t1"), ("t1c", "t2")]}
+# row: (contrast pairs, split, largest start rotation in rad, seed offset)
+ROWS = {"mono": (TASKS["mono"], "test", 0.3, 0), "multi": (TASKS["multi"], "test", 0.3, 1),
+        "wide": (TASKS["multi"], "test", np.pi, 2), "aurora": (TASKS["multi"], "aurora", 0.3, 3)}
+PEERS = {"simpleitk": lambda c: sitk_affine_mattes(c["fixed"], c["moving"]),
+         "ants": lambda c: ants_affine(c["fixed"], c["moving"]),
+         "floor": lambda c: sitk_affine_mattes(c["fixed"], c["moving"], c["true"])}
+PLOT_ROWS = ("mono", "multi", "wide")
 
 
-def load_slices(data: Path) -> dict[str, dict[str, np.ndarray]]:
-    """{dataset: {contrast: (Z, 256, 256) float32 axial slices}} of the brain-bearing slices."""
-    out = {}
-    for name, files in VOLUMES.items():
-        vols = {}
-        for contrast, rel in files.items():
-            img = sitk.DICOMOrient(sitk.ReadImage(str(data / rel), sitk.sitkFloat32), "LPS")
-            vols[contrast] = sitk.GetArrayFromImage(img)  # (z, y, x)
-        area = (vols["t1"] > np.percentile(vols["t1"], 99) * 0.1).sum(axis=(1, 2))
-        keep = np.flatnonzero(area >= 0.5 * area.max())
-        for contrast, arr in vols.items():
-            arr = arr[keep]
-            pad_y, pad_x = CANVAS - arr.shape[1], CANVAS - arr.shape[2]
-            arr = np.pad(arr, ((0, 0), (pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2)))
-            vols[contrast] = np.clip(arr, 0, None).astype(np.float32)
-        out[name] = vols
-    return out
-
-
-def random_matrix(rng: np.random.Generator) -> np.ndarray:
-    """Fixed-pixel -> moving-pixel affine of the protocol, about the canvas centre."""
-    theta = rng.uniform(-0.3, 0.3)
-    shear = rng.uniform(-0.03, 0.03)
-    t = rng.uniform(-50, 50, size=2)
-    c, s = np.cos(theta), np.sin(theta)
-    lin = np.array([[c, -s], [s, c]]) @ np.array([[1.0, np.tan(shear)], [0.0, 1.0]])
-    centre = np.array([(CANVAS - 1) / 2.0] * 2)
-    m = np.eye(3)
-    m[:2, :2] = lin
-    m[:2, 2] = centre - lin @ centre + t
-    return m
-
-
-def warp_with(image: np.ndarray, matrix: np.ndarray, order: int = 3) -> np.ndarray:
-    """out(p) = image(matrix p), p = (x, y); scipy works in (row, col)."""
-    swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1.0]])
-    m = swap @ matrix @ swap
-    return ndimage.affine_transform(image, m[:2, :2], offset=m[:2, 2], order=order, mode="constant")
-
-
-def make_pairs(slices: dict, task: str, n: int, seed: int) -> list[dict]:
-    """n pairs (fixed, moving, true matrix) for a task, reproducible from the seed."""
-    rng = np.random.default_rng(seed)
-    pairs = []
-    options = [(ds, mv, fx) for ds, vols in slices.items() for mv, fx in TASKS[task]
-               if mv in vols and fx in vols]
-    for i in range(n):
-        ds, mv, fx = options[i % len(options)]
-        z = int(rng.integers(0, len(slices[ds][fx])))
-        true = random_matrix(rng)
-        moving = warp_with(slices[ds][mv][z], np.linalg.inv(true))
-        pairs.append({"dataset": ds, "pair": f"{mv}->{fx}", "slice": z, "true": true,
-                      "fixed": slices[ds][fx][z], "moving": np.clip(moving, 0, None)})
-    return pairs
-
-
-def grid_error(est: np.ndarray, true: np.ndarray, shape=(CANVAS, CANVAS)) -> float:
-    """Mean distance between estimated and true mapped positions over the fixed grid."""
-    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
-    p = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
-    d = (est - true)[:2] @ p
-    return float(np.mean(np.hypot(d[0], d[1])))
-
-
-def pixel_spearman(unc_map: np.ndarray, est: np.ndarray, true: np.ndarray, step: int = 4) -> float | None:
-    """Within one pair: Spearman of the uncertainty map with the true error map (every step-th pixel)."""
-    h, w = unc_map.shape
-    ys, xs = np.mgrid[0:h:step, 0:w:step]
-    p = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
-    d = (est - true)[:2] @ p
-    u = unc_map[::step, ::step].ravel()
-    if np.ptp(u) == 0:
-        return None
-    return float(stats.spearmanr(u, np.hypot(d[0], d[1])).statistic)
-
-
-def sitk_affine_mattes(fixed: np.ndarray, moving: np.ndarray, start: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """SimpleITK affine registration, Mattes MI; returns (fixed->moving pixel matrix, resampled).
-
-    Initialised by image moments, or at `start` (a fixed->moving pixel matrix) when given.
-    """
-    f, m = sitk.GetImageFromArray(fixed.astype(np.float32)), sitk.GetImageFromArray(moving.astype(np.float32))
-    if start is None:
-        init = sitk.CenteredTransformInitializer(f, m, sitk.AffineTransform(2),
-                                                 sitk.CenteredTransformInitializerFilter.MOMENTS)
-    else:
-        init = sitk.AffineTransform(2)
-        init.SetMatrix(start[:2, :2].ravel().tolist())
-        init.SetTranslation(start[:2, 2].tolist())
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.25, seed=1)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=200,
-                                                 relaxationFactor=0.6)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
-    reg.SetSmoothingSigmasPerLevel([2, 1, 0])
-    reg.SetInitialTransform(init, inPlace=False)
-    tx = reg.Execute(f, m)
-    affine = sitk.AffineTransform(tx.GetNthTransform(0) if isinstance(tx, sitk.CompositeTransform) else tx)
-    lin = np.array(affine.GetMatrix()).reshape(2, 2)
-    c = np.array(affine.GetCenter())
-    t = np.array(affine.GetTranslation())
-    mat = np.eye(3)
-    mat[:2, :2] = lin
-    mat[:2, 2] = c + t - lin @ c  # spacing 1, origin 0: physical = pixel (x, y)
-    resampled = sitk.GetArrayFromImage(sitk.Resample(m, f, affine, sitk.sitkLinear, 0.0))
-    return mat, resampled
-
-
-def run_method(method: str, pair: dict, seed: int) -> dict:
-    """Register one pair with one method; error, metrics, time, uncertainty."""
-    fixed, moving = pair["fixed"], pair["moving"]
+def run_method(method: str, case: dict, seed: int) -> dict:
+    """Register one case with one method: its matrix, error, time, and the zero-shot signals."""
+    out: dict = {}
     t0 = time.perf_counter()
     try:
-        if method in ("simpleitk", "floor"):
-            mat, resampled = sitk_affine_mattes(fixed, moving, pair["true"] if method == "floor" else None)
+        if method in PEERS:
+            mat = PEERS[method](case)
             elapsed = time.perf_counter() - t0
-            before, after = metrics.all_metrics(fixed, moving), metrics.all_metrics(fixed, resampled)
-            unc = pixel_rho = None
         else:
-            res = register_arrays(fixed, moving, mode=method, n_uncertainty=10, seed=seed)
+            res = register_arrays(case["fixed"], case["moving"], mode=method, n_uncertainty=10, seed=seed)
             mat, elapsed = res.matrix, res.elapsed_s
-            before, after = res.metrics_before, res.metrics_after
-            unc = res.uncertainty_summary["predicted_grid_error_px"]
-            pixel_rho = pixel_spearman(res.uncertainty_map, mat, pair["true"])
-    except DLRegError as exc:  # a refused registration counts as the identity
+            out = {"predicted_error_px": res.uncertainty_summary["predicted_grid_error_px"],
+                   "likely_failed": res.likely_failed, "failure_reasons": res.failure_reasons,
+                   "confidence": res.uncertainty_summary.get("confidence")}
+    except DLRegError as exc:  # a refused registration counts as the identity, and as flagged
         mat, elapsed = np.eye(3), time.perf_counter() - t0
-        before = after = metrics.all_metrics(fixed, moving)
-        unc, pixel_rho = float("inf"), None
-        print(f"  registration failed, counted as identity: {exc}", file=sys.stderr)
-    return {"error_px": grid_error(mat, pair["true"]), "time_s": elapsed, "before": before,
-            "after": after, "uncertainty": unc, "pixel_spearman": pixel_rho, "matrix": np.asarray(mat).tolist()}
+        out = {"refused": str(exc), "likely_failed": True}
+        print(f"  {method}: refused, counted as identity: {exc}", file=sys.stderr)
+    return {**out, "error_px": grid_error(mat, case["true"]), "time_s": elapsed, "matrix": np.asarray(mat).tolist()}
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Median/p90 error, success rate, mean metric change, median time, Spearman."""
-    err = np.array([r["error_px"] for r in rows])
+def summarise(rows: list[dict], against: str = "error_px") -> dict:
+    """Median / p90 error, success rate, median time; flag rate and Spearman for the zero-shot modes."""
+    err = np.array([r[against] for r in rows])
     out = {"n": len(rows), "median_px": float(np.median(err)), "p90_px": float(np.percentile(err, 90)),
            "success": float(np.mean(err < 2.0)), "median_time_s": float(np.median([r["time_s"] for r in rows]))}
-    for k in ("dice", "ssim", "mi", "mse"):
-        out[f"d_{k}"] = float(np.mean([r["after"][k] - r["before"][k] for r in rows]))
-    unc = [r["uncertainty"] for r in rows]
-    if all(u is not None for u in unc):
-        out["spearman_unc_err"] = float(stats.spearmanr(unc, err).statistic)
-        out["median_predicted_error_px"] = float(np.median(unc))
-    rho = [r.get("pixel_spearman") for r in rows if r.get("pixel_spearman") is not None]
-    if rho:
-        out["pixel_spearman_median"] = float(np.median(rho))
+    if all("likely_failed" in r for r in rows):
+        ok = err < 2.0
+        out["flag_rate_on_success"] = float(np.mean([r["likely_failed"] for r, s in zip(rows, ok) if s])) \
+            if ok.any() else None
+        pred = [r.get("predicted_error_px") for r in rows]
+        if all(p is not None for p in pred):
+            out["spearman_unc_err"] = float(stats.spearmanr(pred, err).statistic)
     return out
+
+
+def add_comparisons(summary: dict, raw: dict) -> None:
+    """Per-case speed ratios (method time / default time) and distances to the MI floor, same cases."""
+    base, floor = raw.get("default"), raw.get("floor")
+    for method, rows in raw.items():
+        if base is not None and len(base) == len(rows):
+            summary[method]["time_vs_default"] = float(np.median(
+                [r["time_s"] / b["time_s"] for r, b in zip(rows, base)]))
+        if floor is not None and len(floor) == len(rows) and method != "floor":
+            for r, f in zip(rows, floor):
+                r["vs_floor_px"] = grid_error(np.array(r["matrix"]), np.array(f["matrix"]))
+            vs = summarise(rows, "vs_floor_px")
+            summary[method].update(median_vs_floor_px=vs["median_px"], success_vs_floor=vs["success"])
 
 
 def table(results: dict) -> str:
-    """Markdown table of the summaries."""
-    head = ("| task | method | n | median px | p90 px | success <2px | dDice | dSSIM | dMI | dMSE "
-            "| median time s | x faster than SimpleITK | Spearman(unc, err) | median px vs floor | success vs floor |")
-    lines = [head, "|" + "---|" * 15]
-    for task, methods in results.items():
+    """The lead table: methods x rows."""
+    lines = ["| row | method | n | median px | p90 px | success <2 px | median s | x default's time "
+             "| median px vs MI floor | success vs floor | flagged successes |", "|" + "---|" * 11]
+    for row, methods in results.items():
         for method, s in methods.items():
-            sp, speed = s.get("spearman_unc_err"), s.get("speedup_vs_simpleitk")
-            lines.append(f"| {task} | {method} | {s['n']} | {s['median_px']:.2f} | {s['p90_px']:.2f} | "
-                         f"{100 * s['success']:.0f}% | {s['d_dice']:+.3f} | {s['d_ssim']:+.3f} | "
-                         f"{s['d_mi']:+.3f} | {s['d_mse']:+.4f} | {s['median_time_s']:.3f} | "
-                         f"{'' if speed is None else f'{speed:.2f}'} | "
-                         f"{'' if sp is None else f'{sp:.2f}'} | "
-                         + (f"{s['median_px_vs_floor']:.2f} | {100 * s['success_vs_floor']:.0f}% |"
-                            if "median_px_vs_floor" in s else " |  |"))
+            ratio, flag = s.get("time_vs_default"), s.get("flag_rate_on_success")
+            vs = (f"{s['median_vs_floor_px']:.2f} | {100 * s['success_vs_floor']:.0f}%"
+                  if "median_vs_floor_px" in s else " | ")
+            lines.append(f"| {row} | {method} | {s['n']} | {s['median_px']:.3f} | {s['p90_px']:.2f} | "
+                         f"{100 * s['success']:.0f}% | {s['median_time_s']:.3f} | "
+                         f"{'' if ratio is None else f'{ratio:.2f}'} | {vs} | "
+                         f"{'' if flag is None else f'{100 * flag:.1f}%'} |")
     return "\n".join(lines)
 
 
-def add_comparisons(summary: dict, raw: dict, ran: list[str], n_pairs: int) -> None:
-    """Speed ratios against SimpleITK timed in the same run, and errors against the MI floor."""
-    if "simpleitk" in ran:  # speed ratio only between methods timed in this run, pair by pair
-        base = raw["simpleitk"]
-        for method in ran:
-            if method not in ("simpleitk", "floor"):
-                summary[method]["speedup_vs_simpleitk"] = float(np.median(
-                    [b["time_s"] / r["time_s"] for r, b in zip(raw[method], base)]))
-    floor = raw.get("floor")
-    if floor is None or len(floor) != n_pairs:
-        return
-    for method, rows in raw.items():  # extra, clearly separate: error vs the MI floor
-        if method != "floor" and len(rows) == n_pairs and all("matrix" in r for r in rows):
-            d = np.array([grid_error(np.array(r["matrix"]), np.array(f["matrix"])) for r, f in zip(rows, floor)])
-            summary[method]["median_px_vs_floor"] = float(np.median(d))
-            summary[method]["success_vs_floor"] = float(np.mean(d < 2.0))
+def plot(raw: dict, path: Path) -> None:
+    """Error against start rotation, one marker per method, rows mono, multi and wide together."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    methods = sorted({m for r in PLOT_ROWS if r in raw for m in raw[r]})
+    for k, method in enumerate(methods):
+        xs, ys = [], []
+        for row in PLOT_ROWS:
+            for res in raw.get(row, {}).get(method, []):
+                xs.append(res["rotation_deg"])
+                ys.append(max(res["error_px"], 1e-3))
+        ax.scatter(xs, ys, s=10, alpha=0.7, label=method, marker="osv^D"[k % 5])
+    ax.axhline(2.0, color="grey", lw=0.8, ls="--")
+    ax.set(yscale="log", xlabel="start rotation (degrees)", ylabel="grid error (px, log)",
+           title="2D affine registration on test subjects: error against start rotation")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--pairs", type=int, default=50, help="pairs per task (>= 50 for acceptance)")
+    ap.add_argument("--pairs", type=int, default=60, help="cases per row (>= 30 for acceptance)")
     ap.add_argument("--seed", type=int, default=2024)
-    ap.add_argument("--methods", default="paper,default,simpleitk")
-    ap.add_argument("--tasks", default="mono,multi")
+    ap.add_argument("--methods", default="default,paper,simpleitk,ants,floor")
+    ap.add_argument("--rows", default="mono,multi,wide,aurora")
+    ap.add_argument("--split", default="test", choices=("test", "train"),
+                    help="subjects of the mono/multi/wide rows (train: for tuning only)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    ap.add_argument("--append", action="store_true",
-                    help="keep the other methods' rows of an earlier run in --out (run methods separately)")
-    ap.add_argument("--threads", type=int, default=1, help="CPU threads for torch and SimpleITK alike")
+    ap.add_argument("--plot", type=Path, help="PNG of error against start rotation")
+    ap.add_argument("--append", action="store_true", help="keep the other rows/methods of an earlier run in --out")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads for torch, BLAS, SimpleITK and ANTs alike")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
     if not args.data.is_dir():
         print(f"data folder {args.data} is absent: the benchmark needs the development images", file=sys.stderr)
         return 1
-    slices = load_slices(args.data)
+    load = os.getloadavg()
+    print(f"load average at the start: {load}", file=sys.stderr)
+    json_path = args.out / f"zeroshot{'' if args.split == 'test' else '_train'}.json"
     results, raw = {}, {}
-    print(f"load average at the start: {os.getloadavg()}", file=sys.stderr)
-    previous = args.out / "zeroshot.json"
-    if args.append and previous.is_file():
-        earlier = json.loads(previous.read_text())
-        results, raw = earlier["summary"], earlier["pairs"]
-    for ti, task in enumerate(args.tasks.split(",")):
-        pairs = make_pairs(slices, task, args.pairs, args.seed + ti)
-        results.setdefault(task, {})
-        raw.setdefault(task, {})
+    if args.append and json_path.is_file():
+        earlier = json.loads(json_path.read_text())
+        results, raw = earlier["summary"], earlier["cases"]
+    for row in args.rows.split(","):
+        pairs, split, max_rot, offset = ROWS[row]
+        subjects = split_subjects(args.data, args.split if split == "test" else split)
+        cases = make_cases(load_slices(args.data, subjects), pairs, args.pairs, args.seed + offset, max_rot)
+        results.setdefault(row, {})
+        raw.setdefault(row, {})
         for method in args.methods.split(","):
-            rows = [run_method(method, p, seed=i) for i, p in enumerate(pairs)]
-            for r, p in zip(rows, pairs):
-                r.update(dataset=p["dataset"], pair=p["pair"], slice=p["slice"])
-            results[task][method] = summarise(rows)
-            raw[task][method] = rows
-            print(f"{task:5s} {method:9s} {json.dumps(results[task][method])}", file=sys.stderr)
-        add_comparisons(results[task], raw[task], args.methods.split(","), len(pairs))
+            rows = [run_method(method, c, seed=i) for i, c in enumerate(cases)]
+            for r, c in zip(rows, cases):
+                r.update(subject=c["subject"], pair=c["pair"], slice=c["slice"], rotation_deg=c["rotation_deg"])
+            raw[row][method] = rows
+            results[row][method] = summarise(rows)
+            print(f"{row:6s} {method:9s} {json.dumps(results[row][method])}", file=sys.stderr, flush=True)
+        add_comparisons(results[row], raw[row])
     text = table(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "zeroshot.json").write_text(json.dumps({"summary": results, "pairs": raw,
-                                                        "args": {k: str(v) for k, v in vars(args).items()}},
-                                                       indent=1, default=float))
+    json_path.write_text(json.dumps({"summary": results, "cases": raw, "load_average_start": load,
+                                     "args": {k: str(v) for k, v in vars(args).items()}}, indent=1, default=float))
     cmd = "python benchmarks/zeroshot.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    (args.out / "zeroshot.md").write_text(f"Last command: `{cmd}` (load average at the end: {load})\n\n{text}\n")
+    end = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    json_path.with_suffix(".md").write_text(f"Last command: `{cmd}` (load average at the end: {end})\n\n{text}\n")
+    if args.plot:
+        plot(raw, args.plot)
     print(text)
     return 0
 

@@ -54,7 +54,23 @@ def run_register2d(args: argparse.Namespace) -> int:
                 outputs.add(path, lambda temporary, image=image: write_image(image, temporary))
     if args.json:
         print_json(payload)
+    else:
+        print(summary_text(result))
     return 0
+
+
+def summary_text(result) -> str:
+    """One line per registered slice: parameters, predicted error, confidence, time, the failure flag."""
+    lines = []
+    for item in result.slices:
+        r = item.in_plane
+        u = r.uncertainty_summary
+        where = "" if result.single is not None else f"slice {item.slice_index}: "
+        lines.append(f"{where}affine (a11 a12 tx a21 a22 ty) " + " ".join(f"{p:.4f}" for p in r.params)
+                     + f"  predicted error {u['predicted_grid_error_px']:.2f} px  confidence {u['confidence']:.2f}"
+                     + f"  {r.elapsed_s:.2f} s"
+                     + ("  LIKELY FAILED: " + "; ".join(r.failure_reasons) if r.likely_failed else ""))
+    return "\n".join(lines)
 
 
 def _slice_index(text: str) -> int:

@@ -5,10 +5,11 @@ bootstrap sets of keypoints -> averaged affine -> runs on randomly blackened mov
 - `PaperMode`: the literal method (VGG conv1 maps, 95% threshold, MLP, no refinement); every
   uncertainty run repeats the keypoint stage on a blackened moving image.
 - `DefaultMode`: contrast-invariant maps on a working grid of at least MIN_WORKING_SIZE px,
-  robust estimator, a global rotation check, NGF refinement; the uncertainty runs repeat the
-  refinement's last Gauss-Newton step with the blackened pixels' edge points removed.
+  robust estimator, a global rotation check, NGF refinement at 1/2 resolution, then at full
+  resolution NGF (same contrast) or mutual information (different contrasts); the uncertainty
+  runs repeat a Gauss-Newton step of NGF with the blackened pixels' edge points removed.
 A mode returns the fixed-pixel -> moving-pixel matrix, the matrices of the uncertainty runs
-(in the input's pixels) and details for the result.
+(in the input's pixels), the edge lock of its result (the failure signal) and details.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from dlreg.errors import MismatchedInputsError
 from dlreg.progress import ProgressCallback, report
 from dlreg.weights import load_vgg_conv1
 from dlreg.zeroshot import estimators as est
+from dlreg.zeroshot import mutual_info, quality, search
 from dlreg.zeroshot import uncertainty as unc
 from dlreg.zeroshot.features import InvariantBank, ShapeBank, VGGConv1, paper_preprocess, robust_unit
 from dlreg.zeroshot.keypoints import centres_of_mass
 from dlreg.zeroshot.mlp import N_POINTS, load_bundled_mlp, predict
 from dlreg.zeroshot.options import ZeroShotOptions
-from dlreg.zeroshot.refine import blackening_response, refine_affine
+from dlreg.zeroshot.refine import blackening_response, edge_lock, refine_affine
+from dlreg.zeroshot.warping import warp
 
 # Paper mode (section 2.2-2.3): pad by 1/PAPER_PAD_DIVISOR of the longer side, threshold each
 # map at PAPER_THRESHOLD of its maximum.
@@ -49,16 +52,29 @@ N_ANGLES = 36
 COARSE_FACTOR = 4
 COARSE_ITERATIONS = 6
 NEAR_TIE = 0.97
-# (pyramid factor, Gauss-Newton iterations, edge points) of the fine refinement stages
-FINE_STAGES = ((2, 6, 8000), (1, 4, 16000))
+SAME_POSE_PX = 4.0  # candidates closer than this at every image corner are one pose
+# When the foreground areas differ by more than this ratio, the outline centres need not
+# correspond and the candidates also include the best shift for every rotation (search.py).
+AREA_RATIO = 0.9
+# (pyramid factor, Gauss-Newton iterations, edge points) of the NGF stages after the global
+# check: at 1/2 resolution, then at full resolution when both images show the same contrast.
+HALF_STAGE = (2, 4, 8000)
+FULL_STAGE = (1, 4, 16000)
+# Same contrast: the foreground intensities correlate at least this much after the 1/2 stage
+# (measured: T1/T1 pairs 0.98-1.00, T2/FLAIR/T1c against T1 or T2 -0.86..0.73). Otherwise the
+# full-resolution stage maximises mutual information instead of NGF.
+SAME_CONTRAST = 0.9
+CONTRAST_FOREGROUND = 0.05  # of the unit-range images
 
 
 @dataclass
 class ModeOutput:
-    """What a mode found: the matrix, the uncertainty runs' matrices (N, 3, 3), details."""
+    """What a mode found: the matrix, the uncertainty runs' matrices (N, 3, 3), its edge lock
+    (refine.edge_lock, the failure signal), details."""
 
     matrix: np.ndarray
     runs: np.ndarray
+    lock: float
     details: dict = field(default_factory=dict)
 
 
@@ -150,7 +166,8 @@ class PaperMode:
         fit = _KeypointFit(estimator, opts.n_bootstrap, rng, float(max(fixed.shape)), 0, spacing_matrix(spacing))
         estimates = fit.estimate_all(pts - pad, valid, progress)
         runs = estimates[1:] if opts.n_uncertainty > 1 else estimates[:1]
-        return ModeOutput(estimates[0], runs, {"keypoints": int(valid[0].sum()), "refined": False})
+        lock = edge_lock(fu, mu[None], torch.as_tensor(estimates[0]), quality.LOCK_SHIFT_PX)
+        return ModeOutput(estimates[0], runs, lock, {"keypoints": int(valid[0].sum()), "refined": False})
 
 
 class DefaultMode:
@@ -176,22 +193,28 @@ class DefaultMode:
         report(progress, 0.55, "global check and intensity refinement")
         cache: dict = {}  # pyramid levels, edge points and moving-image fields, shared by the stages
         # the first shape map is the blurred outline: its centres of mass anchor the rigid candidates
-        candidates = np.concatenate([estimate[None], _rotation_candidates(pts[0][0], pts[1][0], spacing_m)])
-        final, score, details["near_tie"] = _global_check(fu, mu, candidates, cache)
-        final, score = _fine_stages(fu, mu, final, cache)
-        matrix = final[0].numpy()
-        details["ngf_alignment"] = float(score[0])
-        runs = matrix[None]
+        outline, turns = _rotation_candidates(pts[0][0], pts[1][0], spacing_m)
+        candidates = np.concatenate([estimate[None], outline])
+        details["translation_search"] = _outlines_differ(fu, mu)
+        if details["translation_search"]:  # the outline centres need not correspond: search every shift
+            candidates = np.concatenate([candidates, search.rigid_candidates(fu, mu, turns)])
+        start, _, details["near_tie"] = _global_check(fu, mu, candidates, cache)
+        half = _half_stage(fu, mu, start, cache)
+        report(progress, 0.7, "full-resolution refinement")
+        final, stage = _full_stage(fu, mu, half, cache)
+        details.update(stage)
+        n_pts = FULL_STAGE[2]
+        lock = edge_lock(fu, mu[None], final, quality.LOCK_SHIFT_PX * up, n_points=n_pts, cache=cache)
+        matrix, runs = final.numpy(), final.numpy()[None]
         if opts.n_uncertainty > 1:
-            report(progress, 0.75, "uncertainty runs")
-            runs = blackening_response(fu, mu[None], final[0], keep, n_points=FINE_STAGES[-1][2],
-                                       cache=cache)[0].numpy()
+            report(progress, 0.8, "uncertainty runs")
+            runs = blackening_response(fu, mu[None], final, keep, n_points=n_pts, cache=cache)[0].numpy()
         if up > 1:  # back from the upsampled working grid to the input's pixels
             to_work = np.array([[up, 0.0, (up - 1) / 2], [0.0, up, (up - 1) / 2], [0.0, 0.0, 1.0]])
             matrix = np.linalg.inv(to_work) @ matrix @ to_work
             runs = np.linalg.inv(to_work) @ runs @ to_work
             details["working_upsampling"] = up
-        return ModeOutput(matrix, runs, details)
+        return ModeOutput(matrix, runs, lock, details)
 
 
 MODES = {"paper": PaperMode(), "default": DefaultMode()}
@@ -206,9 +229,16 @@ def _invariant_keypoints(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return (pts + 0.5) * factor - 0.5, valid
 
 
+def _outlines_differ(fu: torch.Tensor, mu: torch.Tensor) -> bool:
+    """Whether the foreground areas differ by more than AREA_RATIO (a cut field of view, say)."""
+    a, b = float((fu > CONTRAST_FOREGROUND).sum()), float((mu > CONTRAST_FOREGROUND).sum())
+    return min(a, b) < AREA_RATIO * max(a, b)
+
+
 def _rotation_candidates(fixed_c: np.ndarray, moving_c: np.ndarray, spacing_m: np.ndarray,
-                         n_angles: int = N_ANGLES) -> np.ndarray:
-    """Rigid transforms mapping the fixed outline centre to the moving one, at n_angles rotations."""
+                         n_angles: int = N_ANGLES) -> tuple[np.ndarray, np.ndarray]:
+    """Rigid transforms mapping the fixed outline centre to the moving one, at n_angles rotations,
+    and those rotations' (n_angles, 2, 2) pixel-space matrices."""
     theta = np.linspace(-np.pi, np.pi, n_angles, endpoint=False)
     c, s = np.cos(theta), np.sin(theta)
     mats = np.tile(np.eye(3), (n_angles, 1, 1))
@@ -216,7 +246,8 @@ def _rotation_candidates(fixed_c: np.ndarray, moving_c: np.ndarray, spacing_m: n
     sm, sm_inv = spacing_m, np.linalg.inv(spacing_m)
     cf, cm = sm @ np.r_[fixed_c, 1.0], sm @ np.r_[moving_c, 1.0]
     mats[:, :2, 2] = cm[:2] - np.einsum("nij,j->ni", mats[:, :2, :2], cf[:2])
-    return sm_inv @ mats @ sm
+    pixel = sm_inv @ mats @ sm
+    return pixel, pixel[:, :2, :2]
 
 
 def _global_check(fu: torch.Tensor, mu: torch.Tensor, candidates: np.ndarray,
@@ -228,26 +259,64 @@ def _global_check(fu: torch.Tensor, mu: torch.Tensor, candidates: np.ndarray,
     """
     mats = torch.as_tensor(candidates)
     _, score = refine_affine(fu, mu[None], mats, levels=(COARSE_FACTOR,), iterations=(0,), cache=cache)
-    top = np.argsort(-score.numpy())[:2]
+    ranked = np.argsort(-score.numpy(), kind="stable")
+    corners = _corners(fu.shape)
+    # the runner-up is the best candidate that is another pose, not a near-copy of the best one
+    other = ranked[_pose_distance(mats[ranked], mats[ranked[0]], corners).numpy() > SAME_POSE_PX]
+    top = ranked[:1].tolist() + other[:1].tolist()
     coarse, s_coarse = refine_affine(fu, mu[None], mats[top], levels=(COARSE_FACTOR,),
                                      iterations=(COARSE_ITERATIONS,), cache=cache)
     order = torch.argsort(s_coarse, descending=True)
-    near_tie = len(order) > 1 and float(s_coarse[order[1]]) >= NEAR_TIE * float(s_coarse[order[0]])
+    near_tie = (len(order) > 1 and float(s_coarse[order[1]]) >= NEAR_TIE * float(s_coarse[order[0]])
+                and float(_pose_distance(coarse[1], coarse[0], corners)) > SAME_POSE_PX)
     keep = order if near_tie else order[:1]
     return coarse[keep], s_coarse[keep], bool(near_tie)
 
 
-def _fine_stages(fu: torch.Tensor, mu: torch.Tensor, start: torch.Tensor,
-                 cache: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fine NGF stages; after the first, only the best candidate goes on."""
-    final, score = start, None
-    for k, (factor, iters, n_pts) in enumerate(FINE_STAGES):
-        final, score = refine_affine(fu, mu[None], final, levels=(factor,), iterations=(iters,),
+def _corners(shape: tuple[int, int]) -> torch.Tensor:
+    """(3, 4) homogeneous pixel positions of the image corners."""
+    h, w = shape
+    return torch.tensor([[0.0, w - 1.0, 0.0, w - 1.0], [0.0, 0.0, h - 1.0, h - 1.0], [1.0, 1.0, 1.0, 1.0]],
+                        dtype=torch.float64)
+
+
+def _pose_distance(a: torch.Tensor, b: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+    """Largest distance (px) between where matrices a (..., 3, 3) and b (3, 3) put the image corners."""
+    d = (a.to(torch.float64) - b.to(torch.float64))[..., :2, :] @ corners
+    return torch.sqrt((d * d).sum(-2)).amax(-1)
+
+
+def _half_stage(fu: torch.Tensor, mu: torch.Tensor, start: torch.Tensor, cache: dict) -> torch.Tensor:
+    """NGF at 1/2 resolution from the global check's survivors; the best one, (3, 3)."""
+    factor, iters, n_pts = HALF_STAGE
+    final, score = refine_affine(fu, mu[None], start, levels=(factor,), iterations=(iters,), n_points=n_pts,
+                                 cache=cache)
+    return final[int(torch.argmax(score))]
+
+
+def contrast_correlation(fu: torch.Tensor, mu: torch.Tensor, matrix: torch.Tensor, step: int = 2) -> float:
+    """Pearson correlation of the two images' foreground intensities under matrix (every step-th pixel)."""
+    sub = torch.diag(torch.tensor([float(step), float(step), 1.0], dtype=torch.float64))
+    fixed = fu[::step, ::step]
+    moved = warp(mu[None], (matrix.to(torch.float64) @ sub)[None], out_shape=tuple(fixed.shape))[0]
+    both = (fixed > CONTRAST_FOREGROUND) & (moved > CONTRAST_FOREGROUND)
+    if int(both.sum()) < 16:
+        return 0.0
+    x, y = fixed[both].double(), moved[both].double()
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / torch.sqrt((x * x).sum() * (y * y).sum()).clamp_min(1e-12))
+
+
+def _full_stage(fu: torch.Tensor, mu: torch.Tensor, matrix: torch.Tensor, cache: dict) -> tuple[torch.Tensor, dict]:
+    """Full-resolution refinement from the (3, 3) matrix: NGF for one contrast, MI between contrasts."""
+    rho = contrast_correlation(fu, mu, matrix)
+    if rho >= SAME_CONTRAST:
+        factor, iters, n_pts = FULL_STAGE
+        final, score = refine_affine(fu, mu[None], matrix[None], levels=(factor,), iterations=(iters,),
                                      n_points=n_pts, cache=cache)
-        if k == 0:
-            best = int(torch.argmax(score))
-            final, score = final[best:best + 1], score[best:best + 1]
-    return final, score
+        return final[0], {"contrast_correlation": rho, "final_metric": "ngf", "ngf_alignment": float(score[0])}
+    final, value = mutual_info.refine_mi(mutual_info.MutualInformation(fu, mu), matrix)
+    return final, {"contrast_correlation": rho, "final_metric": "mi", "mutual_information": value}
 
 
 def working_factor(shape: tuple[int, int]) -> int:

@@ -20,6 +20,7 @@ from dlreg.errors import InputImageError, MismatchedInputsError
 from dlreg.options import resolve
 from dlreg.progress import ProgressCallback, report
 from dlreg.zeroshot import estimators as est
+from dlreg.zeroshot import quality
 from dlreg.zeroshot import uncertainty as unc
 from dlreg.zeroshot.modes import MODES
 from dlreg.zeroshot.options import ZeroShotOptions
@@ -126,6 +127,8 @@ def register_arrays(fixed: np.ndarray, moving: np.ndarray, options: ZeroShotOpti
     estimator = mode.default_estimator if opts.estimator == "auto" else opts.estimator
     found = mode.register(f_np, m_np, tuple(float(s) for s in spacing), opts, estimator, progress)
     param_var, var_map, summary = unc.summarise(found.runs, f_np.shape)
+    summary["confidence"] = min(max(found.lock, 0.0), 1.0)  # the edge lock (quality.py), clipped to [0, 1]
+    reasons = quality.failure_reasons(found.lock)
     resampled = warp(torch.from_numpy(m_np)[None], found.matrix)[0].numpy()
     if mode.checks_plausibility:
         _check_plausible(found.matrix)
@@ -136,6 +139,7 @@ def register_arrays(fixed: np.ndarray, moving: np.ndarray, options: ZeroShotOpti
         matrix=found.matrix, params=est.matrix_to_params(found.matrix), param_variance=param_var,
         uncertainty_map=var_map.astype(np.float32), uncertainty_summary=summary,
         metrics_before=metrics_mod.all_metrics(f_np, m_np), metrics_after=metrics_mod.all_metrics(f_np, resampled),
-        resampled=resampled, elapsed_s=elapsed, mode=opts.mode, estimator=estimator, details=found.details)
+        resampled=resampled, elapsed_s=elapsed, mode=opts.mode, estimator=estimator, details=found.details,
+        likely_failed=bool(reasons), failure_reasons=reasons)
     report(progress, 1.0, "done")
     return result

@@ -13,6 +13,7 @@ is sampled with its gradient), an adaptive step length and acceptance on the NGF
 No autograd: one evaluation per iteration, a few milliseconds on 8000-16000 points.
 Candidate matrices are batched. The uncertainty runs (blackening_response) reuse the same
 points and Jacobian: one Gauss-Newton step per blackened image, all runs in one solve.
+edge_lock measures how sharply the NGF alignment peaks at a result (the failure signal).
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return g, eps
 
 
-def _edge_points(fixed_l: torch.Tensor, n_points: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Level-pixel positions (K, 3) and unit-normalised fixed gradients (K, 2) at the strongest edges."""
-    g, eps = _gradients(fixed_l)
+def _edge_points(g: torch.Tensor, eps: torch.Tensor, n_points: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Level-pixel positions (K, 3) and unit-normalised fixed gradients (K, 2) at the strongest edges
+    of the fixed level's (1, 2, h, w) gradient image g with NGF epsilon eps."""
     norm2 = (g * g).sum(dim=1)[0]
     weight = norm2 / (norm2 + eps[0] ** 2)
     flat = weight.flatten()
@@ -61,7 +62,7 @@ def _edge_points(fixed_l: torch.Tensor, n_points: int) -> tuple[torch.Tensor, to
     if k < flat.numel():  # the k strongest (ties at the threshold included), in raster order
         edge &= flat >= torch.kthvalue(flat, flat.numel() - k + 1).values
     idx = torch.nonzero(edge)[:, 0]
-    w = fixed_l.shape[-1]
+    w = g.shape[-1]
     ys, xs = (idx // w).double(), (idx % w).double()
     pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=1)
     n = g[0].flatten(1)[:, idx].T / torch.sqrt(norm2.flatten()[idx] + eps[0] ** 2)[:, None]
@@ -101,7 +102,9 @@ class _Level:
             fixed_l, moving_l = both[:1], both[1:]
         else:
             fixed_l, moving_l = _pyramid(fixed[None], factor, smooth), _pyramid(moving, factor, smooth)
-        pts_l, n_fix = _edge_points(fixed_l, n_points)
+        g_fix, eps_fix = _gradients(fixed_l)
+        pts_l, n_fix = _edge_points(g_fix, eps_fix, n_points)
+        self.fixed_grad, self.fixed_eps2 = g_fix, eps_fix[:, None].float() ** 2  # for edge_lock
         g_mov, eps_m = _gradients(moving_l)
         hess = _hessians(g_mov)
         self.fields = torch.cat([g_mov, hess], dim=1)  # (N|1, 5, h, w)
@@ -121,14 +124,34 @@ class _Level:
         self.u_t = ((self.pts[:, :2] - centre[:2, 2]) / half).float().T.contiguous()  # (2, K) centred, scaled
         self.half = half
 
+    def point_scores(self, a: torch.Tensor, fixed_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per edge point NGF terms (N, K) of matrices a (N, 3, 3), and which points map inside (N, K).
+
+        fixed_self: against the fixed image itself instead of the moving one (a then only shifts it).
+        """
+        fields, eps2 = (self.fixed_grad, self.fixed_eps2) if fixed_self else (self.fields[:, :2], self.eps2)
+        grid = (self.pts @ (self.pre @ a)[:, :2].transpose(1, 2))[:, None].float()
+        fields = fields if len(fields) == len(a) else fields.expand(len(a), -1, -1, -1)
+        f = F.grid_sample(fields, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[:, :, 0]
+        g = grid[:, 0].abs()
+        inside = ((g[..., 0] <= 1) & (g[..., 1] <= 1)).float()
+        b = a[:, :2, :2].float()
+        b00, b01, b10, b11 = (b[:, i, j, None] for i in (0, 1) for j in (0, 1))
+        w = torch.stack([f[:, 0] * b00 + f[:, 1] * b10, f[:, 0] * b01 + f[:, 1] * b11], 1)  # A^T grad
+        dot = (w * self.n_t).sum(1)
+        return dot * dot / ((w * w).sum(1) + eps2) * inside, inside
+
     def evaluate(self, a: torch.Tensor, system: bool = True, terms: bool = False):
         """NGF score (N,) of matrices a (N, 3, 3); with system: Gauss-Newton (N, 6, 6) and (N, 6).
 
         With terms: the score, the Jacobian (N, 6, K), residuals (N, K), weights (N, K) and the
         sampling grid, for blackening_response.
         """
+        if not system:
+            terms, inside = self.point_scores(a)
+            return (terms.sum(1) / inside.sum(1).clamp_min(1.0)).double()
         grid = (self.pts @ (self.pre @ a)[:, :2].transpose(1, 2))[:, None].float()  # (N, 1, K, 2)
-        fields = self.fields if system else self.fields[:, :2]  # the score needs the gradients only
+        fields = self.fields
         fields = fields if len(fields) == len(a) else fields.expand(len(a), -1, -1, -1)
         f = F.grid_sample(fields, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=True)[:, :, 0]  # (N, 5, K)
@@ -142,8 +165,6 @@ class _Level:
         dot = (w * self.n_t).sum(1)
         cnt = inside.sum(1).clamp_min(1.0)
         score = ((dot * dot / rho2 * inside).sum(1) / cnt).double()
-        if not system:
-            return score
         # residual r = n_hat x v, v = w / rho; d r = av . d w with av = (n_hat_perp - r v) / rho
         rho = torch.sqrt(rho2)[:, None]
         v = w / rho
@@ -222,6 +243,34 @@ def refine_affine(fixed: torch.Tensor, moving: torch.Tensor, init: torch.Tensor,
                     cache[key] = level
             matrix, score = _gauss_newton(level, matrix, iters, centre, half)
     return matrix, score
+
+
+def edge_lock(fixed: torch.Tensor, moving: torch.Tensor, matrix: torch.Tensor, shift_px: float, *,
+              factor: int = 1, smooth: float = 1.0, n_points: int = N_EDGE_POINTS, cache: dict | None = None) -> float:
+    """How sharply the edges lock into place at `matrix`, relative to the fixed image against itself.
+
+    The NGF alignment's relative drop when the result is moved by shift_px along +-x and +-y,
+    divided by the same drop of the fixed image against a shifted copy of itself: about 1 for
+    a perfect same-contrast match, 0 when the edges do not correspond at all (the score is
+    flat). Dividing by the fixed image's own drop removes the dependence on blur and pixel size.
+    """
+    h, w = fixed.shape[-2:]
+    key = (factor, smooth, n_points)
+    level = cache.get(key) if cache is not None else None
+    if level is None:
+        level = _Level(fixed, moving, factor, smooth, n_points, _centre(h, w), max(h, w) / 2.0)
+        if cache is not None:
+            cache[key] = level
+    shifts = torch.eye(3, dtype=torch.float64).repeat(5, 1, 1)
+    shifts[1:3, 0, 2] = torch.tensor([shift_px, -shift_px], dtype=torch.float64)
+    shifts[3:, 1, 2] = torch.tensor([shift_px, -shift_px], dtype=torch.float64)
+    drops = []
+    with torch.no_grad():
+        for mats, fixed_self in ((matrix.to(torch.float64).reshape(1, 3, 3) @ shifts, False), (shifts, True)):
+            terms, inside = level.point_scores(mats, fixed_self)
+            score = terms.sum(1) / inside.sum(1).clamp_min(1.0)
+            drops.append(1.0 - float(score[1:].mean()) / max(float(score[0]), 1e-12))
+    return drops[0] / max(drops[1], 1e-12)
 
 
 def blackening_response(fixed: torch.Tensor, moving: torch.Tensor, matrix: torch.Tensor, keep: torch.Tensor, *,

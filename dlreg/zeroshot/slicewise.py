@@ -58,13 +58,26 @@ class SlicewiseResult:
         """The result when exactly one slice was registered."""
         return self.slices[0] if len(self.slices) == 1 else None
 
+    @property
+    def likely_failed(self) -> bool:
+        """Whether any registered slice's result is probably wrong."""
+        return any(s.in_plane.likely_failed for s in self.slices)
+
+    @property
+    def failure_reasons(self) -> list[str]:
+        """The reasons of the slices that probably failed (prefixed by the slice when there are several)."""
+        if self.single is not None:
+            return list(self.single.in_plane.failure_reasons)
+        return [f"slice {s.slice_index}: {why}" for s in self.slices for why in s.in_plane.failure_reasons]
+
     def to_json(self) -> dict:
         """One slice's result at the top level, or a list of them under "slices"."""
         payload = {"plane": self.plane, "param_order": list(PARAM_ORDER),
                    "moving_resampled_to_fixed_grid": self.moving_was_resampled}
         if self.single is not None:
             return {**payload, **self.single.to_json()}
-        return {**payload, "slices": [s.to_json() for s in self.slices],
+        return {**payload, "likely_failed": self.likely_failed, "failure_reasons": self.failure_reasons,
+                "slices": [s.to_json() for s in self.slices],
                 "skipped": {str(k): why for k, why in self.skipped.items()}}
 
 
