@@ -14,7 +14,7 @@ from __future__ import annotations
 import plistlib
 import tarfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -114,15 +114,19 @@ def read_invesalius(path: str | Path = INVESALIUS_CT) -> sitk.Image:
 
 
 def load_volumes(data_root: str | Path = DEFAULT_DATA, *, synthetic_ct: bool = True, synthetic_mr: bool = True,
+                 brats2018: bool = True, exclude: Sequence[str] = (),
                  log: Callable[[str], object] = print) -> list[Volume]:
-    """Every available labelled volume, plus a pseudo-CT (`synthetic_ct`) and pseudo-T2 and
+    """Every available labelled volume (the BraTS 2018 subjects too, with `brats2018`), less the
+    subjects in `exclude` (e.g. TEST_SUBJECTS), plus a pseudo-CT (`synthetic_ct`) and pseudo-T2 and
     pseudo-FLAIR brains (`synthetic_mr`) painted from each real T1."""
     root = Path(data_root)
     volumes: list[Volume] = []
-    for folder, file, label in SHARED:
-        path = root / folder / file
+    files = [(folder, f"{folder}/{file}", label) for folder, file, label in SHARED]
+    files += brats2018_files(root) if brats2018 else []
+    for subject, rel, label in files:
+        path = root / rel
         if path.is_file():
-            volumes.append(Volume(folder, label, f"{folder}/{file}", read_image(path)))
+            volumes.append(Volume(subject, label, rel, read_image(path)))
         else:
             log(f"missing {path}: skipped")
     volumes.append(Volume("mni", MR_T1, "mni_t1_2mm", read_image(sample_path("mni_t1_2mm.nrrd"))))
@@ -135,4 +139,5 @@ def load_volumes(data_root: str | Path = DEFAULT_DATA, *, synthetic_ct: bool = T
         volumes.append(Volume("cranium_ct", CT, "invesalius_cranium", read_invesalius()))
     else:
         log(f"missing {INVESALIUS_CT} (apt-get install invesalius-examples): skipped")
+    volumes = [v for v in volumes if v.subject not in set(exclude)]
     return with_synthetic(volumes, ct=synthetic_ct, mr=synthetic_mr)
