@@ -48,20 +48,29 @@ def test_ct_variants_keep_the_hounsfield_signature(volumes):
         assert canonical_input(ct_native_like(ct.image, np.random.default_rng(seed))).physics.is_ct
 
 
-def test_samples_are_cached_and_reproducible(volumes, tmp_path):
-    kwargs = dict(per_volume=1, native=1, eval_native=1, n_ood=3, seed=5, cache_dir=tmp_path)
-    first = make_samples(volumes[:2], **kwargs)
-    assert len(list(tmp_path.glob("*.npz"))) == 3          # two volumes and the OOD set
-    second = make_samples(volumes[:2], **kwargs)
-    assert np.array_equal(first.x, second.x) and np.array_equal(first.kind, second.kind)
-    assert set(first.kind) == {ORIGINAL, 1, 2, EVAL_NATIVE, OOD}
-    targets = network_targets(first, SHIPPED_SPEC)
-    assert np.all(targets[first.kind == EVAL_NATIVE] == -2)    # evaluation variants are never trained on
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("samples")
+
+
+@pytest.fixture(scope="module")
+def samples(volumes, cache):
+    return make_samples(volumes, per_volume=1, native=1, eval_native=1, n_ood=4, seed=0, cache_dir=cache)
+
+
+def test_samples_are_cached_and_reproducible(volumes, samples, cache):
+    assert len(list(cache.glob("*.npz"))) == len(volumes) + 1      # each volume and the OOD set
+    again = make_samples(volumes, per_volume=1, native=1, eval_native=1, n_ood=4, seed=0, cache_dir=cache)
+    assert np.array_equal(again.x, samples.x) and np.array_equal(again.kind, samples.kind)
+    assert set(samples.kind) == {ORIGINAL, 1, 2, EVAL_NATIVE, OOD}
+    targets = network_targets(samples, SHIPPED_SPEC)
+    assert np.all(targets[samples.kind == EVAL_NATIVE] == -2)    # evaluation variants are never trained on
+    assert np.all(targets[samples.physics_ct] == -2)             # CT is physics' job
+    assert np.all(network_targets(samples, PAPER_SPEC)[samples.physics_ct & (samples.kind != EVAL_NATIVE)] == 0)
 
 
 @pytest.mark.parametrize("spec", [SHIPPED_SPEC, PAPER_SPEC], ids=["shipped", "paper"])
-def test_grouped_cv_final_fit_and_card(volumes, tmp_path, spec):
-    samples = make_samples(volumes, per_volume=1, native=1, eval_native=1, n_ood=4, seed=0, cache_dir=tmp_path)
+def test_grouped_cv_final_fit_and_card(samples, tmp_path, spec):
     out = tmp_path / "m.pt"
     card = train_on_samples(samples, out, spec=spec, epochs=1, batch_size=4, folds=2, exclude_subjects=("mni",),
                             device="cpu")

@@ -18,6 +18,7 @@ subjects into N folds instead of one per subject.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--cv-out", default=None, help="save the out-of-fold logits here (.npz)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     command = "python Utilities/train_modality.py " + " ".join(sys.argv[1:])

@@ -77,9 +77,22 @@ class LoadedClassifier:
 
     @torch.no_grad()
     def logits(self, array: np.ndarray) -> np.ndarray:
-        """Logits over `classes` of one canonical input [c, k, j, i] (all CHANNELS)."""
+        """Logits over `classes` of one canonical input [c, k, j, i] (all CHANNELS), averaged
+        over the eight flips of the cube."""
         x = torch.from_numpy(np.ascontiguousarray(array[self.channels], np.float32))[None].to(self.device)
-        return self.net(x)[0].double().cpu().numpy()
+        return flip_averaged_logits(self.net, x)[0].double().cpu().numpy()
+
+
+FLIPS = [tuple(axis for axis, bit in zip((2, 3, 4), (k & 1, k & 2, k & 4)) if bit) for k in range(8)]
+
+
+def flip_averaged_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Mean logits over the eight flips of the cube's axes (x: B, C, G, G, G), one batch.
+
+    The canonical cube's axes are the head's principal axes, whose signs the anatomy does not
+    always fix: averaging over the flips makes the answer independent of them."""
+    batch = torch.cat([torch.flip(x, dims) if dims else x for dims in FLIPS])
+    return net(batch).reshape(len(FLIPS), len(x), -1).mean(dim=0)
 
 
 def save_classifier(path: str | Path, net: ModalityNet, meta: dict) -> Path:

@@ -28,20 +28,27 @@ MIN_BACKGROUND_FRACTION = 0.05
 BACKGROUND_LEVEL = 0.05
 # A mask or label map: at most this many distinct stored values.
 MAX_LABEL_VALUES = 16
-# A phantom: the most frequent PHANTOM_LEVELS values (background aside) cover this much of it.
+# A phantom: the most frequent PHANTOM_LEVELS values of the object cover this much of it.
 PHANTOM_LEVELS = 8
 PHANTOM_COVER = 0.8
 _AXES = ("k", "j", "i")
 
 
 def few_values(values: np.ndarray) -> str | None:
-    """Reason if the stored values are a mask, a label map or a piecewise-constant phantom."""
-    distinct, counts = np.unique(values, return_counts=True)
+    """Reason if the stored values are a mask, a label map or a piecewise-constant phantom.
+
+    The phantom test looks at the object only (values above a tenth of the way from the
+    background to the bright end), so that a dark background's noise levels do not count."""
+    distinct = np.unique(values)
     if len(distinct) <= MAX_LABEL_VALUES:
         kind = "a boolean mask" if len(distinct) <= 2 else "a label map or mask"
         return (f"the volume holds only {len(distinct)} distinct values: {kind}, not an image of anatomy")
-    rest = np.sort(np.delete(counts, np.argmax(counts)))[::-1]
-    cover = float(rest[:PHANTOM_LEVELS].sum()) / max(float(rest.sum()), 1.0)
+    low, high = np.percentile(values, [0.5, 99.5])
+    obj = values[values > low + 0.1 * (high - low)]
+    if obj.size == 0:
+        return None
+    counts = np.sort(np.unique(obj, return_counts=True)[1])[::-1]
+    cover = float(counts[:PHANTOM_LEVELS].sum()) / float(obj.size)
     if cover >= PHANTOM_COVER:
         return (f"{100 * cover:.0f}% of the object takes one of {PHANTOM_LEVELS} values: piecewise constant "
                 "like a phantom or a segmentation, not a scan (which has noise and partial volumes)")

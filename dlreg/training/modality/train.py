@@ -4,9 +4,9 @@ Recipe (paper: same DCNN and training strategy as registration, cross-entropy lo
 Adam (the paper's SGD with momentum converged too slowly for a CPU budget of minutes),
 learning rate `lr` dropped tenfold for the last third of the epochs, the open-set loss
 (`losses.OpenSetLoss`: class-balanced cross-entropy plus outlier exposure on synthetic OOD
-volumes), and every one of the 48 axis orders and flips of the canonical cube drawn at random
-per sample (the cube follows the voxel axes, so this is what a different acquisition
-orientation looks like).
+volumes), and a random flip of each of the canonical cube's axes per sample (the cube follows
+the head's principal axes, whose signs the anatomy does not always fix; inference averages
+over the eight flips).
 
 A `NetworkSpec` says what the network answers and reads. The shipped one answers the MR
 contrasts only, from both input channels: CT against MR is decided by the Hounsfield
@@ -32,7 +32,7 @@ import torch
 from dlreg.device import resolve_device
 from dlreg.modality.calibration import softmax
 from dlreg.modality.classes import CLASSES, CT, MR_FLAIR, MR_T1, MR_T1C, MR_T2, UNKNOWN
-from dlreg.modality.classifier import ModalityNet, save_classifier
+from dlreg.modality.classifier import ModalityNet, flip_averaged_logits, save_classifier
 from dlreg.modality.preprocess import CHANNELS
 from dlreg.progress import ProgressCallback, report
 from dlreg.training.modality.calibration import DEFAULT_THRESHOLD, choose_threshold, fit_temperature
@@ -114,8 +114,8 @@ def predict_logits(net: ModalityNet, x: np.ndarray, spec: NetworkSpec, device: s
     dev = resolve_device(device)
     net = net.to(dev).eval()
     channels = spec.channel_index()
-    out = [net(torch.from_numpy(x[i:i + batch][:, channels].astype(np.float32)).to(dev)).cpu().numpy()
-           for i in range(0, len(x), batch)]
+    out = [flip_averaged_logits(net, torch.from_numpy(x[i:i + batch][:, channels].astype(np.float32)).to(dev))
+           .cpu().numpy() for i in range(0, len(x), batch)]
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, len(spec.classes)))
 
 
@@ -237,6 +237,7 @@ def train_on_samples(samples: SampleSet, out: str | Path, *, spec: NetworkSpec =
     recipe = {**card.pop("recipe", {}), "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
               "device": str(resolve_device(device))}
     used = samples.kind != OOD
+    card["sample_predictions"] = sample_predictions(out)
     return write_model_card(out, {
         "architecture": net.describe(), "classes": list(CLASSES), **meta,
         "training_data": sorted(set(map(str, samples.name[used & ~held_out]))),
@@ -249,6 +250,22 @@ def train_on_samples(samples: SampleSet, out: str | Path, *, spec: NetworkSpec =
     })
 
 
+def sample_predictions(weights: str | Path) -> dict[str, dict]:
+    """What the weights answer for each bundled sample volume (*_2mm.nrrd): {file: {"label", "confidence"}}.
+
+    Stored in the model card (`sample_predictions`): the Slicer self-test reads its expectations
+    from there and a test fails when the shipped model's answers drift from it."""
+    from dlreg.imaging.io import read_image
+    from dlreg.modality.pipeline import classify_image
+    from dlreg.sampledata import sample_path
+
+    out = {}
+    for path in sorted(sample_path("mni_t1_2mm.nrrd").parent.glob("*_2mm.nrrd")):
+        result = classify_image(read_image(path), weights=str(weights), device="cpu")
+        out[path.name] = {"label": result.label, "confidence": round(result.confidence, 4)}
+    return out
+
+
 def _loso_limit(metrics: dict | None) -> list[str]:
     """The measured leave-one-subject-out accuracy as a model-card limit line."""
     if metrics is None:
@@ -259,10 +276,9 @@ def _loso_limit(metrics: dict | None) -> list[str]:
 
 
 def _orient(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each sample's cube in one of the 48 axis orders and flips (x: N, C, G, G, G)."""
+    """Each sample's cube with each axis flipped at random (x: N, C, G, G, G)."""
     out = np.empty_like(x)
     for i in range(len(x)):
-        cube = np.transpose(x[i], (0, *(1 + rng.permutation(3))))
         axes = tuple(a for a in range(1, 4) if rng.random() < 0.5)
-        out[i] = np.flip(cube, axis=axes) if axes else cube
+        out[i] = np.flip(x[i], axis=axes) if axes else x[i]
     return out
