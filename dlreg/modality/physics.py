@@ -8,8 +8,10 @@ that signature, as stored (HU) and shifted by the 1024 that raw CT storage adds 
 rescale intercept is not applied. The answers:
 
 - "hu": the signature holds: a CT, never an MR contrast;
-- "hu_offset": the signature holds after subtracting 1024, with bone present: a CT stored raw;
-- "offset_unsure": values sit like HU + 1024 but without bone to confirm it: not decidable;
+- "hu_offset": the signature holds after subtracting 1024, with bone present and the soft tissue
+  packed into a 40 HU band as brain is: a CT stored raw;
+- "offset_unsure": values sit like HU + 1024 (brain packed in a 40 HU band) but without bone
+  to confirm it: not decidable;
 - "none": no Hounsfield signature: never called CT.
 """
 
@@ -28,6 +30,8 @@ MIN_AIR = 0.01          # fraction of all voxels at air level
 MIN_SOFT = 0.35         # fraction of tissue voxels in the soft-tissue window
 MIN_BONE = 0.01         # fraction of tissue voxels above BONE_HU (needed only for raw storage)
 MAX_GAP = 0.35          # fraction of non-air voxels between air and tissue (edges, fat)
+PEAK_HU = 40.0          # raw storage only: the densest PEAK_HU-wide band of the soft-tissue window
+MIN_PEAK = 0.6          # must hold this share of it (brain sits at 20-45 HU; an MR spreads out)
 
 HU, HU_OFFSET, OFFSET_UNSURE, NONE = "hu", "hu_offset", "offset_unsure", "none"
 
@@ -68,6 +72,15 @@ def _fractions(values: np.ndarray, offset: float) -> tuple[float, float, float, 
     return air, soft, bone, gap
 
 
+def _peak_share(v: np.ndarray) -> float:
+    """Share of the soft-tissue window's voxels in its densest PEAK_HU-wide band."""
+    soft = np.sort(v[(v >= SOFT_HU[0]) & (v <= SOFT_HU[1])])
+    if soft.size == 0:
+        return 0.0
+    upper = np.searchsorted(soft, soft + PEAK_HU, side="right")
+    return float((upper - np.arange(soft.size)).max()) / soft.size
+
+
 def hounsfield_evidence(values: np.ndarray) -> HounsfieldEvidence:
     """Test raw voxel values (any grid; a ~4 mm bin-average is enough) for the CT signature."""
     values = np.asarray(values, np.float32).ravel()
@@ -75,6 +88,8 @@ def hounsfield_evidence(values: np.ndarray) -> HounsfieldEvidence:
     for offset in (0.0, RAW_OFFSET):
         air, soft, bone, gap = _fractions(values, offset)
         fits = air >= MIN_AIR and soft >= MIN_SOFT and gap <= MAX_GAP
+        if offset and fits:   # raw storage: the tissue must also be packed like brain in HU
+            fits = _peak_share(values - offset) >= MIN_PEAK
         if first is None:
             first = (air, soft, bone, gap)
         if not fits:
