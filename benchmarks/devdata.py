@@ -84,14 +84,14 @@ MODALITY_CARD_NOTES = {
         "cranium_ct": "Debian invesalius-examples Cranium.inv3, GPL-2: read at run time, not shipped",
     },
     "limits": [
-        "Trained on 4 patients (3 with T1C), 2 T1 templates and 1 real head CT plus pseudo-CTs "
-        "and pseudo-T2/FLAIR brains painted from the T1s: expect errors on scanners, pathologies "
-        "and ages not seen.",
-        "Brain MR only, mostly skull-stripped; T1 with skull is represented by Colin27 alone.",
-        "Out-of-distribution rejection is calibrated on synthetic OOD volumes (noise, blobs, "
-        "stacked textures, blurred PET-like brains), never on real PET, knee or abdomen scans.",
-        "CT is recognised partly from Hounsfield air (< -500 HU); a CT stored with a shifted "
-        "or masked-to-zero background may be read as MR.",
+        "Trained on 22 subjects (15 BraTS 2018, 3 BraTS-style, 1 stroke, 2 T1 templates, 1 real head CT) "
+        "plus painted pseudo-CT/T2/FLAIR volumes; all but Colin27 and the CT are skull-stripped, so "
+        "native series are represented by synthetic native-like variants (layered synthetic skull).",
+        "CT against MR is decided by the Hounsfield signature, not by the network; a CT without it "
+        "(8-bit export, masked to zero) is never called CT and may be read as an MR contrast.",
+        "Out-of-distribution rejection is calibrated on synthetic OOD volumes (noise, blobs, textures, "
+        "a limb, painted PET-, DWI- and PD-like brains, CTs without Hounsfield units), never on real "
+        "PET, DWI, knee or abdomen scans; painted PET/DWI/PD brains are often given a brain class.",
     ],
 }
 
