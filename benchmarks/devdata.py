@@ -14,7 +14,7 @@ from __future__ import annotations
 import plistlib
 import tarfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -84,14 +84,14 @@ MODALITY_CARD_NOTES = {
         "cranium_ct": "Debian invesalius-examples Cranium.inv3, GPL-2: read at run time, not shipped",
     },
     "limits": [
-        "Trained on 4 patients (3 with T1C), 2 T1 templates and 1 real head CT plus pseudo-CTs "
-        "and pseudo-T2/FLAIR brains painted from the T1s: expect errors on scanners, pathologies "
-        "and ages not seen.",
-        "Brain MR only, mostly skull-stripped; T1 with skull is represented by Colin27 alone.",
-        "Out-of-distribution rejection is calibrated on synthetic OOD volumes (noise, blobs, "
-        "stacked textures, blurred PET-like brains), never on real PET, knee or abdomen scans.",
-        "CT is recognised partly from Hounsfield air (< -500 HU); a CT stored with a shifted "
-        "or masked-to-zero background may be read as MR.",
+        "Trained on 22 subjects (15 BraTS 2018, 3 BraTS-style, 1 stroke, 2 T1 templates, 1 real head CT) "
+        "plus painted pseudo-CT/T2/FLAIR volumes; all but Colin27 and the CT are skull-stripped, so "
+        "native series are represented by synthetic native-like variants (layered synthetic skull).",
+        "CT against MR is decided by the Hounsfield signature, not by the network; a CT without it "
+        "(8-bit export, masked to zero) is never called CT and may be read as an MR contrast.",
+        "Out-of-distribution rejection is calibrated on synthetic OOD volumes (noise, blobs, textures, "
+        "a limb, painted PET-, DWI- and PD-like brains, CTs without Hounsfield units), never on real "
+        "PET, DWI, knee or abdomen scans; painted PET/DWI/PD brains are often given a brain class.",
     ],
 }
 
@@ -114,15 +114,19 @@ def read_invesalius(path: str | Path = INVESALIUS_CT) -> sitk.Image:
 
 
 def load_volumes(data_root: str | Path = DEFAULT_DATA, *, synthetic_ct: bool = True, synthetic_mr: bool = True,
+                 brats2018: bool = True, exclude: Sequence[str] = (),
                  log: Callable[[str], object] = print) -> list[Volume]:
-    """Every available labelled volume, plus a pseudo-CT (`synthetic_ct`) and pseudo-T2 and
+    """Every available labelled volume (the BraTS 2018 subjects too, with `brats2018`), less the
+    subjects in `exclude` (e.g. TEST_SUBJECTS), plus a pseudo-CT (`synthetic_ct`) and pseudo-T2 and
     pseudo-FLAIR brains (`synthetic_mr`) painted from each real T1."""
     root = Path(data_root)
     volumes: list[Volume] = []
-    for folder, file, label in SHARED:
-        path = root / folder / file
+    files = [(folder, f"{folder}/{file}", label) for folder, file, label in SHARED]
+    files += brats2018_files(root) if brats2018 else []
+    for subject, rel, label in files:
+        path = root / rel
         if path.is_file():
-            volumes.append(Volume(folder, label, f"{folder}/{file}", read_image(path)))
+            volumes.append(Volume(subject, label, rel, read_image(path)))
         else:
             log(f"missing {path}: skipped")
     volumes.append(Volume("mni", MR_T1, "mni_t1_2mm", read_image(sample_path("mni_t1_2mm.nrrd"))))
@@ -135,4 +139,5 @@ def load_volumes(data_root: str | Path = DEFAULT_DATA, *, synthetic_ct: bool = T
         volumes.append(Volume("cranium_ct", CT, "invesalius_cranium", read_invesalius()))
     else:
         log(f"missing {INVESALIUS_CT} (apt-get install invesalius-examples): skipped")
+    volumes = [v for v in volumes if v.subject not in set(exclude)]
     return with_synthetic(volumes, ct=synthetic_ct, mr=synthetic_mr)

@@ -1,7 +1,8 @@
 """Image-modality identification (paper section "Identification of image modality").
 
-`classify_image` says from the voxels whether a head volume is CT or one MR contrast,
-with calibrated probabilities and an "unknown" answer for anything else; DICOM metadata,
-where given, is reported beside the prediction. `order_fixed_moving` uses it to decide
-which of two volumes is the fixed image of a registration.
+`classify_image` says whether a head volume is CT (by its Hounsfield units) or one MR
+contrast (by a network on its voxels, combined with the DICOM header where given), with
+calibrated probabilities, the evidence of each source, and an "unknown" answer with its
+reason for anything else. `order_images` uses it to decide which of two volumes is the
+fixed image of a registration.
 """

@@ -14,8 +14,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     classify = subparsers.add_parser(
         "classify", help="say which modality each image is (CT, MR-T1, MR-T1C, MR-T2, MR-FLAIR, unknown)",
-        description="Classify head volumes from their voxels. A DICOM folder's metadata is "
-                    "reported beside the prediction, and disagreement is flagged.")
+        description="Classify head volumes from their voxels (CT by its Hounsfield units, the MR contrast "
+                    "by a network). A DICOM folder's header is combined with the voxels, and disagreement "
+                    "is flagged; anything else is 'unknown' with the reason.")
     classify.add_argument("images", nargs="+", metavar="IMAGE", help="image file or DICOM folder")
     ModalityOptions.add_arguments(classify, exclude=("prefer_fixed",))
     classify.add_argument("--json", action="store_true", help="print one JSON document")
@@ -41,10 +42,5 @@ def run_classify(args: argparse.Namespace) -> int:
         print_json({path: r.to_json() for path, r in results.items()})
         return 0
     for path, r in results.items():
-        line = f"{path}: {r.label} (confidence {r.confidence:.2f})"
-        if r.dicom_label:
-            line += f"; DICOM: {r.dicom_label}" + (" - DISAGREES" if r.disagreement else "")
-        if r.reason:
-            line += f"; {r.reason}"
-        print(line)
+        print(f"{path}: {r.summary()}")
     return 0

@@ -1,21 +1,29 @@
-"""DICOM metadata beside the pixel prediction: read it, map it to a class, compare.
+"""DICOM evidence beside the pixels: read the header, map it to a class with a reliability.
 
 Sources: a DICOM folder (read with SimpleITK, first file of the series) or the
 attributes Slicer's DICOM module leaves on a volume node and its subject-hierarchy
-item ("DICOM.Modality", ...; the series description is the node name). The mapping
-uses Modality (0008,0060), then words of SeriesDescription (0008,103E), ProtocolName
-(0018,1030) and SequenceName (0018,0024), then TR/TE/TI. Descriptions are often
-wrong, so the result is only ever reported and compared, never used to classify.
+item ("DICOM.Modality", ...; the series description is the node name).
 
-`label_from_metadata` answers a class of `classes.CLASSES`, "MR" (an MR series of
-undetermined contrast), `UNKNOWN` (a series that is none of the classes: PET, DWI, ...)
-or None (nothing to go on).
+`header_evidence` says what the header supports and how strongly:
+- Modality (0008,0060) settles CT against MR (and anything else, PET, ..., is `UNKNOWN`);
+- ImageType (0008,0008) DIFFUSION/ADC/TRACE, or words such as DWI, SWI, PD in the
+  descriptions, name a series that is none of the classes (`UNKNOWN`);
+- the acquisition parameters (TR, TE, TI, ScanningSequence, contrast agent) give the MR
+  contrast by the textbook rules (reliability ACQUISITION_RELIABILITY);
+- failing those, words of SeriesDescription (0008,103E), ProtocolName (0018,1030) and
+  SequenceName (0018,0024) do (DESCRIPTION_RELIABILITY: descriptions are typed by people).
+`pipeline` multiplies the pixel probabilities by the header's likelihood (the reliability for
+the named contrast, the rest shared by the others) into one answer, and reports disagreement.
+The reliabilities are stated priors, not fitted: no labelled DICOM collection was available.
+`label_from_metadata` is the label alone: a class of `classes.CLASSES`, "MR" (an MR series
+of undetermined contrast), `UNKNOWN`, or None (nothing to go on).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -35,8 +43,25 @@ TAGS = {
     "RepetitionTime": "0018|0080",
     "EchoTime": "0018|0081",
     "InversionTime": "0018|0082",
+    "FlipAngle": "0018|1314",
+    "ImageType": "0008|0008",
 }
 MR_FAMILY = "MR"
+ACQUISITION_RELIABILITY = 0.9
+DESCRIPTION_RELIABILITY = 0.8
+
+
+@dataclass(frozen=True)
+class HeaderEvidence:
+    """What the DICOM header says: `label` as for label_from_metadata, its basis and reliability."""
+
+    label: str | None
+    basis: str
+    reliability: float = 1.0
+
+    def to_json(self) -> dict:
+        """Plain-JSON form."""
+        return {"label": self.label, "basis": self.basis, "reliability": self.reliability}
 
 _NOT_OURS = re.compile(r"\b(dwi|adc|diffusion|dti|trace|perfusion|pwi|dsc|asl|swi|t2\*|t2star|"
                        r"localizer|localiser|scout|survey|mra|tof|pd|pdw)\b")
@@ -87,25 +112,38 @@ def metadata_from_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def label_from_metadata(metadata: Mapping[str, str] | None) -> str | None:
-    """Class suggested by DICOM metadata (see the module docstring for the answers)."""
+def header_evidence(metadata: Mapping[str, str] | None) -> HeaderEvidence:
+    """What the header supports (see the module docstring)."""
     if not metadata:
-        return None
+        return HeaderEvidence(None, "no DICOM metadata", 0.0)
     modality = str(metadata.get("Modality", "")).strip().upper()
     text = _words(" ".join(str(metadata.get(k, "")) for k in
                            ("SeriesDescription", "ProtocolName", "SequenceName")))
     if modality == CT:
-        return CT
+        return HeaderEvidence(CT, "Modality (0008,0060) is CT")
     if modality and modality != MR_FAMILY:
-        return UNKNOWN
+        return HeaderEvidence(UNKNOWN, f"Modality (0008,0060) is {modality}, not CT or MR")
     if not modality and _CT.search(text):
-        return CT
-    label = _contrast_from_text(text, bool(metadata.get("ContrastBolusAgent")))
-    if label is None:
-        label = _contrast_from_timing(metadata)
-    if label is None and modality == MR_FAMILY:
-        return MR_FAMILY
-    return label
+        return HeaderEvidence(CT, f"the series description says CT ('{text}')", DESCRIPTION_RELIABILITY)
+    image_type = _words(str(metadata.get("ImageType", "")))
+    if re.search(r"\b(diffusion|adc|trace|fa|eadc)\b", image_type):
+        return HeaderEvidence(UNKNOWN, f"ImageType (0008,0008) '{image_type}' is a diffusion series")
+    has_agent = _has_agent(metadata)
+    label = _contrast_from_timing(metadata, has_agent)
+    if label is not None:
+        return HeaderEvidence(label, _timing_text(metadata, has_agent), ACQUISITION_RELIABILITY)
+    label = _contrast_from_text(text, has_agent)
+    if label is not None:
+        reliability = 1.0 if label == UNKNOWN else DESCRIPTION_RELIABILITY
+        return HeaderEvidence(label, f"series description '{text}'", reliability)
+    if modality == MR_FAMILY:
+        return HeaderEvidence(MR_FAMILY, "Modality (0008,0060) is MR; the contrast is not in the header")
+    return HeaderEvidence(None, "the DICOM metadata names no modality", 0.0)
+
+
+def label_from_metadata(metadata: Mapping[str, str] | None) -> str | None:
+    """Class suggested by DICOM metadata (see the module docstring for the answers)."""
+    return header_evidence(metadata).label
 
 
 def disagrees(pixel_label: str, dicom_label: str | None) -> bool:
@@ -136,21 +174,37 @@ def _contrast_from_text(text: str, has_agent: bool) -> str | None:
     return None
 
 
-def _contrast_from_timing(metadata: Mapping[str, str]) -> str | None:
-    """Classic weighting rules on TR, TE, TI (ms); None when they are absent."""
+def _has_agent(metadata: Mapping[str, str]) -> bool:
+    agent = str(metadata.get("ContrastBolusAgent", "")).strip().lower()
+    return bool(agent) and agent not in ("none", "no", "nil", "n/a")
+
+
+def _number(metadata: Mapping[str, str], key: str) -> float | None:
     try:
-        tr = float(metadata["RepetitionTime"])
-        te = float(metadata["EchoTime"])
+        return float(str(metadata[key]).split("\\")[0])
     except (KeyError, ValueError):
         return None
-    try:
-        ti = float(metadata.get("InversionTime", 0) or 0)
-    except ValueError:
-        ti = 0.0
-    if te >= 70 and ti >= 1500:
+
+
+def _contrast_from_timing(metadata: Mapping[str, str], has_agent: bool) -> str | None:
+    """Textbook weighting rules on TR, TE, TI (ms) and ScanningSequence; None when undecided."""
+    tr, te = _number(metadata, "RepetitionTime"), _number(metadata, "EchoTime")
+    if tr is None or te is None:
+        return None
+    ti = _number(metadata, "InversionTime") or 0.0
+    inversion = "IR" in str(metadata.get("ScanningSequence", "")).upper() or ti > 0
+    if inversion and 1500 <= ti <= 3500 and te >= 60:
         return MR_FLAIR
-    if te >= 70 and tr >= 1500:
+    if inversion and 100 <= ti < 250:
+        return UNKNOWN                     # STIR: fat-suppressed inversion recovery, none of the classes
+    if te >= 60 and tr >= 1500 and not inversion:
         return MR_T2
-    if te <= 30:
-        return MR_T1C if metadata.get("ContrastBolusAgent") else MR_T1
+    if te <= 30 and (tr <= 1000 or (inversion and 500 <= ti <= 1300)):
+        return MR_T1C if has_agent else MR_T1
     return None
+
+
+def _timing_text(metadata: Mapping[str, str], has_agent: bool) -> str:
+    parts = [f"{key} {metadata[key]}" for key in ("RepetitionTime", "EchoTime", "InversionTime", "ScanningSequence")
+             if metadata.get(key)]
+    return "acquisition parameters " + ", ".join(parts) + (", contrast agent given" if has_agent else "")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dlreg.modality.classifier import BUNDLED
 from dlreg.weights import model_card
 
-CARD_KEY = "bundled_sample_predictions"
+CARD_KEY = "sample_predictions"
 
 
 def bundled_sample_expectations() -> dict[str, str]:
     """{sample file name: label} of the bundled sample volumes (dlreg/sampledata) for the shipped model."""
-    return dict(model_card(BUNDLED)[CARD_KEY])
+    return {name: entry["label"] for name, entry in model_card(BUNDLED)[CARD_KEY].items()}

@@ -1,7 +1,9 @@
 """Cheap sanity gates run before the network: inputs that are not tomographic images.
 
-Each gate returns a reason (a sentence for the user) or None. A 2D picture copied
-into every slice is constant along one axis; white noise has no spatial correlation
+Each gate returns a reason (a sentence for the user) or None. A mask or label map holds a
+handful of values, and a geometric phantom is piecewise constant (a few values cover
+almost all of it), where a scan's noise and partial volumes give a continuum; a 2D picture
+copied into every slice is constant along one axis; white noise has no spatial correlation
 between neighbouring voxels, which every real image at a few millimetres has; a head
 scan has background (air, or zero outside a skull-stripped brain) around the head, and
 noise or texture filling the whole field of view has none.
@@ -10,7 +12,12 @@ Blank volumes and too-thin stacks are refused earlier with an InputImageError.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from dlreg.modality.preprocess import CanonicalInput
 
 # Mean |difference| between neighbouring slices relative to the image's spread.
 MIN_SLICE_CHANGE = 0.01
@@ -19,7 +26,33 @@ MIN_NEIGHBOUR_CORRELATION = 0.3
 # Fraction of voxels at background level (normalised value below BACKGROUND_LEVEL).
 MIN_BACKGROUND_FRACTION = 0.05
 BACKGROUND_LEVEL = 0.05
+# A mask or label map: at most this many distinct stored values.
+MAX_LABEL_VALUES = 16
+# A phantom: the most frequent PHANTOM_LEVELS values of the object cover this much of it.
+PHANTOM_LEVELS = 8
+PHANTOM_COVER = 0.8
 _AXES = ("k", "j", "i")
+
+
+def few_values(values: np.ndarray) -> str | None:
+    """Reason if the stored values are a mask, a label map or a piecewise-constant phantom.
+
+    The phantom test looks at the object only (values above a tenth of the way from the
+    background to the bright end), so that a dark background's noise levels do not count."""
+    distinct = np.unique(values)
+    if len(distinct) <= MAX_LABEL_VALUES:
+        kind = "a boolean mask" if len(distinct) <= 2 else "a label map or mask"
+        return (f"the volume holds only {len(distinct)} distinct values: {kind}, not an image of anatomy")
+    low, high = np.percentile(values, [0.5, 99.5])
+    obj = values[values > low + 0.1 * (high - low)]
+    if obj.size == 0:
+        return None
+    counts = np.sort(np.unique(obj, return_counts=True)[1])[::-1]
+    cover = float(counts[:PHANTOM_LEVELS].sum()) / float(obj.size)
+    if cover >= PHANTOM_COVER:
+        return (f"{100 * cover:.0f}% of the object takes one of {PHANTOM_LEVELS} values: piecewise constant "
+                "like a phantom or a segmentation, not a scan (which has noise and partial volumes)")
+    return None
 
 
 def repeated_slices(array: np.ndarray) -> str | None:
@@ -63,10 +96,9 @@ def no_background(array: np.ndarray) -> str | None:
     return None
 
 
-def sanity_reason(working: np.ndarray) -> str | None:
-    """First failing gate's reason on the normalised working volume, or None."""
+def sanity_reason(prepared: "CanonicalInput") -> str | None:
+    """First failing gate's reason (stored values, then the normalised working volume), or None."""
+    reason = few_values(prepared.stored_values)
     for gate in (repeated_slices, uncorrelated_noise, no_background):
-        reason = gate(working)
-        if reason:
-            return reason
-    return None
+        reason = reason or gate(prepared.working)
+    return reason

@@ -14,7 +14,7 @@ import slicer
 import vtk
 
 from dlreg.errors import DLRegError
-from dlreg.modality.classes import CLASSES, UNKNOWN
+from dlreg.modality.classes import CLASSES
 from dlreg.modality.dicom import metadata_from_attributes
 from dlreg.modality.options import ModalityOptions
 from dlreg.modality.result import ModalityResult
@@ -90,14 +90,8 @@ def order_nodes(node_a, node_b, options: ModalityOptions | None = None, **change
 
 
 def summary_line(name: str, result: ModalityResult) -> str:
-    """One line of the module's result text: the class and confidence, or unknown with its reason."""
-    if result.label == UNKNOWN:
-        line = f"{name}: unknown ({result.reason})" if result.reason else f"{name}: unknown"
-    else:
-        line = f"{name}: {result.label} ({result.confidence:.0%})"
-    if result.disagreement:
-        line += f"; DICOM says {result.dicom_label}: check this volume"
-    return line
+    """One line of the module's result text: the volume's name and the result's own summary."""
+    return f"{name}: {result.summary()}"
 
 
 def write_results_table(scene, results: Mapping[str, ModalityResult] | Iterable[tuple[str, ModalityResult]],

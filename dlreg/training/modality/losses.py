@@ -23,10 +23,10 @@ class OpenSetLoss:
     """loss(logits (B, C), labels (B,)) with the class weights of the training labels."""
 
     def __init__(self, training_labels: np.ndarray, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, n_classes: int = len(CLASSES)) -> None:
         labels = np.asarray(training_labels)
-        counts = np.bincount(labels[labels != OOD_LABEL], minlength=len(CLASSES)).astype(float)
-        weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(CLASSES), 0.0)
+        counts = np.bincount(labels[labels != OOD_LABEL], minlength=n_classes).astype(float)
+        weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
         self.weights = torch.tensor(weights, dtype=dtype, device=device)
 
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
