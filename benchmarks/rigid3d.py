@@ -35,7 +35,7 @@ from typing import Callable, Iterator
 import numpy as np
 import SimpleITK as sitk
 import torch
-from devdata import INVESALIUS_CT, read_invesalius
+from devdata import BRATS2018, INVESALIUS_CT, read_invesalius
 
 from dlreg.imaging.geometry import apply_matrix, image_corners, rigid_to_matrix
 from dlreg.imaging.io import read_image
@@ -45,13 +45,24 @@ from dlreg.rigid3d.preprocess import CT_AIR_HU, Prepared, image_box_corners, pre
 from dlreg.rigid3d.refine import refine_rigid
 
 CT_SUBJECT, CT_NAME = "cranium_ct", "Cranium.inv3"  # read from INVESALIUS_CT, not from --data
+
+
+def _brats2018(subject: str) -> tuple[str, dict[str, str]]:
+    path = f"brats2018/{subject}/{subject}_{{}}.nii.gz"
+    return path.format("t1"), {"T2": path.format("t2"), "FLAIR": path.format("flair"), "T1c": path.format("t1ce")}
+
+
+# subject -> (fixed T1, {contrast: moving}), paths under --data
 SUBJECTS = {
-    "aurora": ("t1.nii.gz", {"T2": "t2.nii.gz", "FLAIR": "flair.nii.gz", "T1c": "t1c.nii.gz"}),
-    "tcga_du_7294": ("t1.nii.gz", {"T2": "t2.nii.gz", "FLAIR": "fla.nii.gz", "T1c": "t1c.nii.gz"}),
-    "brats_gli_00001_000": ("BraTS-GLI-00001-000-t1n.nii.gz",
-                            {"T2": "BraTS-GLI-00001-000-t2w.nii.gz", "FLAIR": "BraTS-GLI-00001-000-t2f.nii.gz",
-                             "T1c": "BraTS-GLI-00001-000-t1c.nii.gz"}),
-    "stroke": ("stroke_T1.nii.gz", {"T2": "stroke_T2.nii.gz", "FLAIR": "stroke_FLAIR.nii.gz"}),
+    "aurora": ("aurora/t1.nii.gz", {"T2": "aurora/t2.nii.gz", "FLAIR": "aurora/flair.nii.gz",
+                                    "T1c": "aurora/t1c.nii.gz"}),
+    "tcga_du_7294": ("tcga_du_7294/t1.nii.gz", {"T2": "tcga_du_7294/t2.nii.gz", "FLAIR": "tcga_du_7294/fla.nii.gz",
+                                                "T1c": "tcga_du_7294/t1c.nii.gz"}),
+    "brats_gli_00001_000": ("brats_gli_00001_000/BraTS-GLI-00001-000-t1n.nii.gz",
+                            {c: f"brats_gli_00001_000/BraTS-GLI-00001-000-{n}.nii.gz"
+                             for c, n in (("T2", "t2w"), ("FLAIR", "t2f"), ("T1c", "t1c"))}),
+    "stroke": ("stroke/stroke_T1.nii.gz", {"T2": "stroke/stroke_T2.nii.gz", "FLAIR": "stroke/stroke_FLAIR.nii.gz"}),
+    **{subject: _brats2018(subject) for subject in BRATS2018},
     CT_SUBJECT: (CT_NAME, {"CT": CT_NAME}),
 }
 RANGES = {"paper": (15.0, 5.0), "wide": (90.0, 30.0)}
@@ -74,11 +85,11 @@ def moved_scan(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
 
 
 def available(data: Path, subject: str) -> bool:
-    return INVESALIUS_CT.is_file() if subject == CT_SUBJECT else (data / subject).is_dir()
+    return INVESALIUS_CT.is_file() if subject == CT_SUBJECT else (data / SUBJECTS[subject][0]).is_file()
 
 
 def read_volume(data: Path, subject: str, name: str) -> sitk.Image:
-    return read_invesalius() if subject == CT_SUBJECT else read_image(data / subject / name)
+    return read_invesalius() if subject == CT_SUBJECT else read_image(data / name)
 
 
 def pair_name(subject: str, contrast: str) -> str:
