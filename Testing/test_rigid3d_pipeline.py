@@ -81,7 +81,7 @@ def test_registration_with_refinement_is_accurate_and_deterministic(tiny_model, 
     assert np.allclose(payload["matrix_lps_fixed_to_moving"], result.matrix)
     assert list(payload["stage_seconds"]) == ["prepare", "prealign", "predict", "refine", "metrics", "checks"]
     assert set(payload["failure_checks"]) == {"DSC", "spread_mm", "landmark_residual_mm", "refinement_shift_mm",
-                                              "mirror_gain"}
+                                              "mirror_gain", "coarsest_spacing_mm"}
     assert 0 < sum(result.timings.values()) <= result.elapsed_s
     again = register_images(fixed, moving, weights=str(weights), estimator="ann", n_uncertainty=2)
     assert again.matrix.tobytes() == result.matrix.tobytes()

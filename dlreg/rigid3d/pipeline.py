@@ -18,8 +18,9 @@ Steps (each reported through `progress`):
    undone afterwards; the spread of the resulting transforms is reported as rotation
    (degrees), translation of the head centre and displacement of the head box corners (mm).
 5. Optional Mattes-MI refinement (`refine.refine_rigid`: coarse on the working grids, fine
-   on the inputs at ~1 mm), then quality metrics on the fixed working grid. Poor overlap
-   or large spread sets `likely_failed` with its reasons.
+   on the inputs at ~1 mm), then quality metrics on the fixed working grid.
+6. Checks (`failure_reasons`): landmarks that fit no rigid motion, a better fit as a mirror
+   image, poor overlap or a large spread set `likely_failed` with its reasons.
 """
 
 from __future__ import annotations
@@ -49,10 +50,17 @@ from dlreg.rigid3d.refine import mirror_gain, refine_rigid
 
 PERTURBATION = (3.0, 3.0)  # degrees, mm
 PREALIGN_GRID = (32, 8.0)  # voxels, mm: the grid on which pre-alignment candidates are compared
+# Limits of the failure flag (`failure_reasons`), chosen on training subjects only
+# (benchmarks/rigid3d_failures.py --split train --choose 1.5: 140 successful registrations, 140
+# created failures, none of them of a test subject):
+# - landmark residual: on the successes it grows with the coarsest voxel h (thick slices) as
+#   0.023 + 0.081 h mm (least squares); the limit is 1.5 x the largest ratio to that (2.66);
+# - mirror gain: the largest of a success is -0.044;
+# - DSC and spread: backstops from before, reached by no success (worst 0.93 and 0.85 mm).
+RESIDUAL_LIMIT = (0.09, 0.32)  # mm + mm per mm of h: see residual_limit
+MIRROR_GAIN = 0.02
 LOW_DSC = 0.6
 HIGH_SPREAD_MM = 5.0
-MIRROR_GAIN = 0.02  # Mattes MI (nats) by which the mirror hypothesis must win
-
 
 @dataclass
 class RigidResult:
@@ -74,6 +82,11 @@ class RigidResult:
     ordering: dict | None = None  # the modality classifier's details with order "auto"
     checks: dict = field(default_factory=dict)  # the measurements behind likely_failed
 
+    @property
+    def failure_score(self) -> float:
+        """`failure_score(checks)`: above 1 the result likely failed (NaN without checks)."""
+        return failure_score(self.checks) if self.checks else float("nan")
+
     def to_json(self) -> dict:
         """Plain-JSON view: 4x4, parameters in degrees and mm, uncertainty, metrics, seconds."""
         rx, ry, rz, tx, ty, tz = (float(v) for v in self.params)
@@ -87,7 +100,8 @@ class RigidResult:
                 "estimator": self.estimator,
                 "refined": self.refined, "likely_failed": self.likely_failed,
                 "failure_reasons": list(self.failure_reasons), "swapped": self.swapped, "ordering": self.ordering,
-                "failure_checks": {k: float(v) for k, v in self.checks.items()},
+                "failure_score": self.failure_score,
+                "failure_checks": {k: None if np.isnan(v) else float(v) for k, v in self.checks.items()},
                 "stage_seconds": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
@@ -190,7 +204,10 @@ def _registered(fixed: Prepared, moving: Prepared, matrix: np.ndarray) -> tuple[
 
 
 def _prepare_pair(fixed: sitk.Image, moving: sitk.Image) -> tuple[Prepared, Prepared]:
-    with ThreadPoolExecutor(2) as pool:  # SimpleITK filters release the GIL: one volume per core
+    """Both volumes prepared, concurrently when SimpleITK may use two threads or more (its filters
+    release the GIL: one volume per core); one at a time when it is limited to one."""
+    workers = min(2, sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+    with ThreadPoolExecutor(max(1, workers)) as pool:
         jobs = [pool.submit(prepare, image, name) for image, name in ((fixed, "fixed image"),
                                                                        (moving, "moving image"))]
         return tuple(job.result() for job in jobs)  # the fixed image's error first
@@ -243,6 +260,7 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions
     clock.stage("metrics")
     report(progress, 0.9, "checking the result")
     checks = {"DSC": metrics["DSC"], "spread_mm": uncertainty["corner_mm"], "landmark_residual_mm": residual,
+              "coarsest_spacing_mm": float(max(*fixed.GetSpacing(), *moving.GetSpacing())),
               "refinement_shift_mm": _corner_distance(transforms[0], matrix, corners),
               "mirror_gain": mirror_gain(prep_f, prep_m, matrix, opts.seed)}
     reasons = failure_reasons(checks)
@@ -260,10 +278,34 @@ def _corner_distance(a: np.ndarray, b: np.ndarray, corners: np.ndarray) -> float
     return float(np.linalg.norm(apply_matrix(a, corners) - apply_matrix(b, corners), axis=1).mean())
 
 
+def residual_limit(coarsest_spacing_mm: float) -> float:
+    """The landmark residual (mm) beyond which a result likely failed: it grows with the coarsest
+    voxel of the two inputs (thick slices blur the landmarks), from 1 mm voxels up."""
+    return RESIDUAL_LIMIT[0] + RESIDUAL_LIMIT[1] * max(1.0, coarsest_spacing_mm)
+
+
+def failure_score(checks: dict) -> float:
+    """The check furthest past its limit, as a ratio to it: above 1 the result likely failed.
+
+    For a limit from above (landmark residual, mirror gain, spread) the ratio is value /
+    limit; for the DSC, limited from below, (1 - DSC) / (1 - limit). A residual that is NaN
+    (the paper's estimator has no landmarks) does not count.
+    """
+    residual = float(np.nan_to_num(checks["landmark_residual_mm"], nan=0.0))
+    return max(residual / residual_limit(checks["coarsest_spacing_mm"]), checks["mirror_gain"] / MIRROR_GAIN,
+               (1.0 - checks["DSC"]) / (1.0 - LOW_DSC), checks["spread_mm"] / HIGH_SPREAD_MM)
+
+
 def failure_reasons(checks: dict) -> list[str]:
-    """Why a result is probably wrong: a mirror image, poor head overlap, an unstable prediction."""
+    """Why a result is probably wrong: landmarks that fit no rigid motion, a mirror image, poor
+    head overlap, an unstable prediction."""
     reasons = []
-    if checks["mirror_gain"] > MIRROR_GAIN:
+    limit = residual_limit(checks["coarsest_spacing_mm"])
+    if checks["landmark_residual_mm"] > limit:
+        reasons.append(f"the network's landmarks fit no rigid motion (residual {checks['landmark_residual_mm']:.2f} "
+                       f"mm, limit {limit:.2f}): the volumes may show different heads, a partial field of view "
+                       "or heavy noise")
+    elif checks["mirror_gain"] > MIRROR_GAIN:  # (with bad landmarks, the mirror test means little)
         reasons.append(f"the moving head fits the fixed one better as a mirror image (mutual information "
                        f"+{checks['mirror_gain']:.2f}): left and right are probably swapped in one image's "
                        "header (direction or spacing); a rigid transform cannot undo a mirror")
