@@ -44,7 +44,7 @@ def main() -> None:
             row = [corner_distance(frame_m @ np.linalg.inv(frame_f), motion, corners)]
             for _ in range(args.passes):
                 moving_c = torch.from_numpy(sample_canonical(prep_m.image, frame_m))[None]
-                step, fixed_c = model.transforms(fixed_c, moving_c)
+                step, fixed_c, _ = model.transforms(fixed_c, moving_c)
                 frame_m = frame_m @ step[0]
                 row.append(corner_distance(frame_m @ np.linalg.inv(frame_f), motion, corners))
             tre[name].append(row)

@@ -29,7 +29,8 @@ def principal_frame(points: np.ndarray) -> np.ndarray:
     centred = points - centre
     _, vectors = np.linalg.eigh(centred.T @ centred / len(points))
     axes = vectors[:, ::-1].copy()  # decreasing variance
-    skew = ((centred @ axes) ** 3).mean(axis=0)
+    projected = centred @ axes
+    skew = (projected * projected * projected).mean(axis=0)  # not ** 3: numpy pow is ~50x slower
     strongest = np.argsort(-np.abs(skew))[:2]
     for k in strongest:
         if skew[k] < 0:

@@ -57,6 +57,7 @@ def run_register3d(args: argparse.Namespace) -> int:
               + f"rotation (deg) {p['rx_deg']:.2f} {p['ry_deg']:.2f} {p['rz_deg']:.2f}  "
               f"translation (mm) {p['tx_mm']:.2f} {p['ty_mm']:.2f} {p['tz_mm']:.2f}  "
               f"uncertainty {u['rotation_deg']:.2f} deg / {u['corner_mm']:.2f} mm  "
-              f"DSC {payload['metrics']['DSC']:.3f}  {payload['seconds']:.1f} s"
-              + ("  LIKELY FAILED: " + "; ".join(payload["failure_reasons"]) if payload["likely_failed"] else ""))
+              f"DSC {payload['metrics']['DSC']:.3f}  {payload['seconds']:.1f} s  "
+              + ("LIKELY FAILED: " + "; ".join(payload["failure_reasons"]) if payload["likely_failed"] else
+                 f"checks passed (failure score {payload['failure_score']:.2f} < 1)"))
     return 0

@@ -97,6 +97,18 @@ def fit_landmarks(fixed: tuple[torch.Tensor, torch.Tensor],
                   fixed_weights.double().expand(b, -1) * moving_weights.double())
 
 
+def fit_residual(fixed: tuple[torch.Tensor, torch.Tensor], moving: tuple[torch.Tensor, torch.Tensor],
+                 fits: torch.Tensor) -> torch.Tensor:
+    """(B,) weighted RMS distance (mm) between the fitted fixed landmarks and the moving ones:
+    how far the landmark pairs are from any rigid motion (large for different heads)."""
+    (fixed_points, fixed_weights), (moving_points, moving_weights) = fixed, moving
+    b = moving_points.shape[0]
+    weights = fixed_weights.double().expand(b, -1) * moving_weights.double()
+    moved = fixed_points.double().expand(b, -1, -1) @ fits[:, :3, :3].transpose(1, 2) + fits[:, None, :3, 3]
+    squared = (moved - moving_points.double()).pow(2).sum(-1)
+    return ((weights * squared).sum(1) / weights.sum(1)).sqrt()
+
+
 def pair_landmarks(model: KeypointDCNN, fixed: torch.Tensor,
                    moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fixed landmarks (B, K, 3), moving landmarks (B, K, 3) and pair weights (B, K), float64,

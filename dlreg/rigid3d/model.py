@@ -21,7 +21,7 @@ from dlreg.errors import WeightsError
 from dlreg.imaging.geometry import rigid_to_matrix
 from dlreg.rigid3d.ann import ANNModel
 from dlreg.rigid3d.dcnn import RigidDCNN, target_scale
-from dlreg.rigid3d.keypoints import KeypointDCNN, fit_landmarks
+from dlreg.rigid3d.keypoints import KeypointDCNN, fit_landmarks, fit_residual
 from dlreg.rigid3d.preprocess import GRID_SIZE, GRID_SPACING
 from dlreg.weights import bundled_path, load_torch_file, save_torch
 
@@ -52,11 +52,13 @@ class RigidModel:
             normalised = self.dcnn(fixed, moving).float().cpu()
         return (normalised * target_scale()).double().numpy()
 
-    def transforms(self, fixed: torch.Tensor, moving: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-        """(B, 4, 4) canonical fixed (1 or B volumes) -> canonical moving (B) transforms, and the
-        fixed input to pass again (the same volumes)."""
+    def transforms(self, fixed: torch.Tensor,
+                   moving: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+        """(B, 4, 4) canonical fixed (1 or B volumes) -> canonical moving (B) transforms, the
+        fixed input to pass again (the same volumes) and NaN residuals (no landmarks)."""
         expanded = fixed.expand(moving.shape[0], *fixed.shape[1:])
-        return np.stack([rigid_to_matrix(p) for p in self.predict(expanded, moving)]), fixed
+        found = np.stack([rigid_to_matrix(p) for p in self.predict(expanded, moving)])
+        return found, fixed, np.full(len(found), np.nan)
 
     def to(self, device: torch.device) -> "RigidModel":
         self.dcnn.to(device)
@@ -72,8 +74,9 @@ class KeypointModel:
     iterations: int = 3
 
     def transforms(self, fixed: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
-                   moving: torch.Tensor) -> tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor]]:
-        """(B, 4, 4) canonical fixed -> canonical moving (B) transforms, and the fixed landmarks.
+                   moving: torch.Tensor) -> tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor], np.ndarray]:
+        """(B, 4, 4) canonical fixed -> canonical moving (B) transforms, the fixed landmarks and
+        the fits' weighted RMS landmark residuals (B,) in mm.
 
         `fixed` is 1 or B canonical volumes on the first pass (their landmarks are found in the
         same network batch as the moving ones), then the landmarks returned, found only once.
@@ -84,7 +87,8 @@ class KeypointModel:
             fixed, found = (points[:n], weights[:n]), (points[n:], weights[n:])
         else:
             found = self._landmarks(moving)
-        return fit_landmarks(fixed, found).cpu().numpy(), fixed
+        fits = fit_landmarks(fixed, found)
+        return fits.cpu().numpy(), fixed, fit_residual(fixed, found, fits).cpu().numpy()
 
     def _landmarks(self, volumes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         device = next(self.net.parameters()).device
@@ -93,7 +97,9 @@ class KeypointModel:
             return self.net(volumes.to(device))
 
     def to(self, device: torch.device) -> "KeypointModel":
-        self.net.to(device)
+        # channels-last 3D weights: the CPU convolutions take a faster kernel (measured: 0.49 ->
+        # 0.36 s for a batch of 18 volumes on one core); the landmarks move by ~2e-5 mm
+        self.net.to(device, memory_format=torch.channels_last_3d)
         return self
 
 

@@ -18,8 +18,9 @@ Steps (each reported through `progress`):
    undone afterwards; the spread of the resulting transforms is reported as rotation
    (degrees), translation of the head centre and displacement of the head box corners (mm).
 5. Optional Mattes-MI refinement (`refine.refine_rigid`: coarse on the working grids, fine
-   on the inputs at ~1 mm), then quality metrics on the fixed working grid. Poor overlap
-   or large spread sets `likely_failed` with its reasons.
+   on the inputs at ~1 mm), then quality metrics on the fixed working grid.
+6. Checks (`failure_reasons`): landmarks that fit no rigid motion, a better fit as a mirror
+   image, poor overlap or a large spread set `likely_failed` with its reasons.
 """
 
 from __future__ import annotations
@@ -45,13 +46,21 @@ from dlreg.rigid3d.model import KeypointModel, RigidModel, load_model
 from dlreg.rigid3d.options import RigidOptions
 from dlreg.rigid3d.preprocess import Prepared, image_box_corners, prepare, sample_canonical
 from dlreg.rigid3d.quality import quality_metrics
-from dlreg.rigid3d.refine import refine_rigid
+from dlreg.rigid3d.refine import mirror_gain, refine_rigid
 
 PERTURBATION = (3.0, 3.0)  # degrees, mm
 PREALIGN_GRID = (32, 8.0)  # voxels, mm: the grid on which pre-alignment candidates are compared
+# Limits of the failure flag (`failure_reasons`), chosen on training subjects only
+# (benchmarks/rigid3d_failures.py --split train --choose 1.5: 140 successful registrations, 140
+# created failures, none of them of a test subject):
+# - landmark residual: on the successes it grows with the coarsest voxel h (thick slices) as
+#   0.023 + 0.081 h mm (least squares); the limit is 1.5 x the largest ratio to that (2.66);
+# - mirror gain: the largest of a success is -0.044;
+# - DSC and spread: backstops from before, reached by no success (worst 0.93 and 0.85 mm).
+RESIDUAL_LIMIT = (0.09, 0.32)  # mm + mm per mm of h: see residual_limit
+MIRROR_GAIN = 0.02
 LOW_DSC = 0.6
 HIGH_SPREAD_MM = 5.0
-
 
 @dataclass
 class RigidResult:
@@ -71,6 +80,12 @@ class RigidResult:
     timings: dict = field(default_factory=dict)  # seconds per stage (prepare, prealign, predict, ...)
     swapped: bool = False        # order "auto" made the second input the fixed image
     ordering: dict | None = None  # the modality classifier's details with order "auto"
+    checks: dict = field(default_factory=dict)  # the measurements behind likely_failed
+
+    @property
+    def failure_score(self) -> float:
+        """`failure_score(checks)`: above 1 the result likely failed (NaN without checks)."""
+        return failure_score(self.checks) if self.checks else float("nan")
 
     def to_json(self) -> dict:
         """Plain-JSON view: 4x4, parameters in degrees and mm, uncertainty, metrics, seconds."""
@@ -85,6 +100,8 @@ class RigidResult:
                 "estimator": self.estimator,
                 "refined": self.refined, "likely_failed": self.likely_failed,
                 "failure_reasons": list(self.failure_reasons), "swapped": self.swapped, "ordering": self.ordering,
+                "failure_score": self.failure_score,
+                "failure_checks": {k: None if np.isnan(v) else float(v) for k, v in self.checks.items()},
                 "stage_seconds": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
@@ -140,8 +157,10 @@ def axis_permuted(sample: np.ndarray, rotation: np.ndarray) -> np.ndarray:
 
 
 def predict_transforms(model: RigidModel | KeypointModel, fixed: Prepared, moving: Prepared,
-                       frame_f: np.ndarray, frame_m: np.ndarray, n_perturb: int, seed: int) -> list[np.ndarray]:
-    """Fixed->moving 4x4s: the plain prediction first, then one per perturbed pair of samplings.
+                       frame_f: np.ndarray, frame_m: np.ndarray, n_perturb: int,
+                       seed: int) -> tuple[list[np.ndarray], float]:
+    """Fixed->moving 4x4s (the plain prediction first, then one per perturbed pair of samplings)
+    and the landmark residual (mm) of the plain prediction's last pass (NaN for the ANN).
 
     Each prediction D (canonical fixed -> canonical moving) moves the moving sampling frame;
     the keypoint model predicts again from there (`model.iterations` times in all). A
@@ -155,11 +174,12 @@ def predict_transforms(model: RigidModel | KeypointModel, fixed: Prepared, movin
     fixed_frames = [frame_f @ p_f for p_f, _ in perturb]
     frames = [frame_m @ p_m for _, p_m in perturb]
     fixed_c = torch.from_numpy(np.stack([sample_canonical(fixed.image, f) for f in fixed_frames]))
+    residuals = np.full(len(frames), np.nan)
     for _ in range(model.iterations):
         moving_c = torch.from_numpy(np.stack([sample_canonical(moving.image, f) for f in frames]))
-        steps, fixed_c = model.transforms(fixed_c, moving_c)  # the keypoint model: its landmarks
+        steps, fixed_c, residuals = model.transforms(fixed_c, moving_c)  # the keypoint model: its landmarks
         frames = [f @ d for f, d in zip(frames, steps)]
-    return [f @ np.linalg.inv(f_f) for f, f_f in zip(frames, fixed_frames)]
+    return [f @ np.linalg.inv(f_f) for f, f_f in zip(frames, fixed_frames)], float(residuals[0])
 
 
 def spread(transforms: list[np.ndarray], corners: np.ndarray, center: np.ndarray) -> dict:
@@ -183,6 +203,16 @@ def _registered(fixed: Prepared, moving: Prepared, matrix: np.ndarray) -> tuple[
     return image, mask
 
 
+def _prepare_pair(fixed: sitk.Image, moving: sitk.Image) -> tuple[Prepared, Prepared]:
+    """Both volumes prepared, concurrently when SimpleITK may use two threads or more (its filters
+    release the GIL: one volume per core); one at a time when it is limited to one."""
+    workers = min(2, sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        jobs = [pool.submit(prepare, image, name) for image, name in ((fixed, "fixed image"),
+                                                                       (moving, "moving image"))]
+        return tuple(job.result() for job in jobs)  # the fixed image's error first
+
+
 def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions | None = None, *,
                     progress: ProgressCallback | None = None,
                     dicom: tuple[Mapping[str, str] | None, Mapping[str, str] | None] = (None, None),
@@ -192,22 +222,21 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions
     `options` (default `RigidOptions()`), with keyword `changes` applied, choose the steps.
     With order "auto" the modality classifier decides which of the two is fixed (`dicom`:
     the two images' DICOM metadata, when known) and the result says whether they were
-    swapped. The inputs are never modified.
+    swapped. The inputs are never modified. The same inputs, options and seed give the same
+    matrix, byte for byte.
     """
     opts = resolve(RigidOptions, options, changes)
     start = time.perf_counter()
-    ordering = None
+    ordering, swapped = None, False
     if opts.order == "auto":
         report(progress, 0.0, "choosing the fixed image")
         fixed_index, _, ordering = order_images(fixed, moving, metadata=dicom, device=opts.device)
-        if fixed_index == 1:
+        swapped = fixed_index == 1
+        if swapped:
             fixed, moving = moving, fixed
     clock = _StageClock()
     report(progress, 0.0, "preparing the volumes")
-    with ThreadPoolExecutor(2) as pool:  # SimpleITK filters release the GIL: one volume per core
-        jobs = [pool.submit(prepare, image, name) for image, name in ((fixed, "fixed image"),
-                                                                       (moving, "moving image"))]
-        prep_f, prep_m = (job.result() for job in jobs)  # the fixed image's error first
+    prep_f, prep_m = _prepare_pair(fixed, moving)
     clock.stage("prepare")
     report(progress, 0.2, "loading the model")
     model = load_model(opts.weights, resolve_device(opts.device), opts.estimator)
@@ -216,10 +245,10 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions
     frame_m, prealignment = moving_frame(prep_f, prep_m, frame_f, opts.pca_prealign)
     clock.stage("prealign")
     report(progress, 0.45, "predicting the transform")
-    transforms = predict_transforms(model, prep_f, prep_m, frame_f, frame_m, opts.n_uncertainty, opts.seed)
+    transforms, residual = predict_transforms(model, prep_f, prep_m, frame_f, frame_m, opts.n_uncertainty, opts.seed)
     clock.stage("predict")
-    center = prep_f.centroid
-    uncertainty = spread(transforms, image_box_corners(prep_f.image, prep_f.mask), center)
+    corners = image_box_corners(prep_f.image, prep_f.mask)
+    uncertainty = spread(transforms, corners, prep_f.centroid)
     matrix = transforms[0]
     if opts.refine:
         report(progress, 0.6, "refining by mutual information")
@@ -229,21 +258,60 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions
     image, mask = _registered(prep_f, prep_m, matrix)
     metrics = quality_metrics(prep_f.image, prep_f.mask, image, mask)
     clock.stage("metrics")
-    reasons = failure_reasons(metrics, uncertainty)
+    report(progress, 0.9, "checking the result")
+    checks = {"DSC": metrics["DSC"], "spread_mm": uncertainty["corner_mm"], "landmark_residual_mm": residual,
+              "coarsest_spacing_mm": float(max(*fixed.GetSpacing(), *moving.GetSpacing())),
+              "refinement_shift_mm": _corner_distance(transforms[0], matrix, corners),
+              "mirror_gain": mirror_gain(prep_f, prep_m, matrix, opts.seed)}
+    reasons = failure_reasons(checks)
+    clock.stage("checks")
     report(progress, 1.0, "done")
-    return RigidResult(matrix=matrix, params=matrix_to_rigid(matrix, center), center=center,
+    return RigidResult(matrix=matrix, params=matrix_to_rigid(matrix, prep_f.centroid), center=prep_f.centroid,
                        uncertainty=uncertainty, metrics=metrics, elapsed_s=time.perf_counter() - start,
                        prealignment=prealignment, refined=opts.refine, estimator=opts.estimator,
                        likely_failed=bool(reasons), failure_reasons=reasons, timings=clock.seconds,
-                       swapped=ordering is not None and fixed_index == 1, ordering=ordering)
+                       swapped=swapped, ordering=ordering, checks=checks)
 
 
-def failure_reasons(metrics: dict, uncertainty: dict) -> list[str]:
-    """Why a result is probably wrong: poor head overlap, or an unstable prediction."""
+def _corner_distance(a: np.ndarray, b: np.ndarray, corners: np.ndarray) -> float:
+    """Mean distance (mm) between two transforms at the given points."""
+    return float(np.linalg.norm(apply_matrix(a, corners) - apply_matrix(b, corners), axis=1).mean())
+
+
+def residual_limit(coarsest_spacing_mm: float) -> float:
+    """The landmark residual (mm) beyond which a result likely failed: it grows with the coarsest
+    voxel of the two inputs (thick slices blur the landmarks), from 1 mm voxels up."""
+    return RESIDUAL_LIMIT[0] + RESIDUAL_LIMIT[1] * max(1.0, coarsest_spacing_mm)
+
+
+def failure_score(checks: dict) -> float:
+    """The check furthest past its limit, as a ratio to it: above 1 the result likely failed.
+
+    For a limit from above (landmark residual, mirror gain, spread) the ratio is value /
+    limit; for the DSC, limited from below, (1 - DSC) / (1 - limit). A residual that is NaN
+    (the paper's estimator has no landmarks) does not count.
+    """
+    residual = float(np.nan_to_num(checks["landmark_residual_mm"], nan=0.0))
+    return max(residual / residual_limit(checks["coarsest_spacing_mm"]), checks["mirror_gain"] / MIRROR_GAIN,
+               (1.0 - checks["DSC"]) / (1.0 - LOW_DSC), checks["spread_mm"] / HIGH_SPREAD_MM)
+
+
+def failure_reasons(checks: dict) -> list[str]:
+    """Why a result is probably wrong: landmarks that fit no rigid motion, a mirror image, poor
+    head overlap, an unstable prediction."""
     reasons = []
-    if metrics["DSC"] < LOW_DSC:
-        reasons.append(f"the head masks overlap poorly after registration (DSC {metrics['DSC']:.2f})")
-    if uncertainty["corner_mm"] > HIGH_SPREAD_MM:
+    limit = residual_limit(checks["coarsest_spacing_mm"])
+    if checks["landmark_residual_mm"] > limit:
+        reasons.append(f"the network's landmarks fit no rigid motion (residual {checks['landmark_residual_mm']:.2f} "
+                       f"mm, limit {limit:.2f}): the volumes may show different heads, a partial field of view "
+                       "or heavy noise")
+    elif checks["mirror_gain"] > MIRROR_GAIN:  # (with bad landmarks, the mirror test means little)
+        reasons.append(f"the moving head fits the fixed one better as a mirror image (mutual information "
+                       f"+{checks['mirror_gain']:.2f}): left and right are probably swapped in one image's "
+                       "header (direction or spacing); a rigid transform cannot undo a mirror")
+    if checks["DSC"] < LOW_DSC:
+        reasons.append(f"the head masks overlap poorly after registration (DSC {checks['DSC']:.2f})")
+    if checks["spread_mm"] > HIGH_SPREAD_MM:
         reasons.append(f"the prediction is unstable under small perturbations "
-                       f"(spread {uncertainty['corner_mm']:.1f} mm at the head box corners)")
+                       f"(spread {checks['spread_mm']:.1f} mm at the head box corners)")
     return reasons

@@ -30,6 +30,7 @@ GRID_SPACING = 4.0
 WORKING_SPACING = 2.0
 CT_AIR_HU = -500.0
 MIN_MASK_VOXELS = 100
+MIN_EXTENT_MM = 20.0  # thinner than this along an axis, a volume holds no usable part of a head
 CLOSING_RADIUS = 2  # voxels of the ~2 mm working grid
 
 
@@ -57,6 +58,18 @@ def check_volume(image: sitk.Image, name: str) -> None:
             f"{name} is not a 3D volume (size {image.GetSize()}): a volume with at least 8 voxels along "
             "each axis is needed (a 2D image or a single slice cannot be used here)")
     validate_scalar_image(image, name)
+
+
+def check_extent(image: sitk.Image, name: str) -> None:
+    """Refuse a volume thinner than MIN_EXTENT_MM along an axis (a slab, a strip): a rigid
+    transform in 3D is not determined by it, and no head fits in it."""
+    extent = np.asarray(image.GetSize()) * np.asarray(image.GetSpacing())
+    axis = int(np.argmin(extent))
+    if extent[axis] < MIN_EXTENT_MM:
+        raise InputImageError(
+            f"{name} covers only {extent[axis]:.1f} mm along its axis {axis} ({image.GetSize()[axis]} voxels of "
+            f"{image.GetSpacing()[axis]:g} mm); 3D rigid registration of a head needs at least "
+            f"{MIN_EXTENT_MM:g} mm along every axis")
 
 
 def detect_modality(array: np.ndarray) -> str:
@@ -106,6 +119,7 @@ def _close_and_fill_within_box(mask: sitk.Image, radius: int) -> sitk.Image:
 def prepare(image: sitk.Image, name: str = "image") -> Prepared:
     """Check, shrink, normalise and mask one volume."""
     check_volume(image, name)
+    check_extent(image, name)
     work = shrink_to_working(image)
     array = sitk.GetArrayFromImage(work)
     modality = detect_modality(array)
