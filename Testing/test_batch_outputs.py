@@ -96,3 +96,15 @@ def test_histogram_counts_every_value():
     assert "(4 jobs)" in svg and len(bars) == 12
     tallest = max(bars)
     assert [round(h / tallest, 3) for h in bars if h] == [0.5, 0.5, 1.0]  # bins of 0, 0.5 and 1.0 (twice)
+
+
+def test_a_job_run_in_this_process_leaves_its_thread_counts_as_they_were():
+    import SimpleITK as sitk
+    import torch
+
+    from dlreg.batch.execute import threads_limited
+
+    before = torch.get_num_threads(), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    with threads_limited(1):
+        assert (torch.get_num_threads(), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()) == (1, 1)
+    assert (torch.get_num_threads(), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()) == before

@@ -1,7 +1,7 @@
 """Run jobs on Dask: a local cluster on this machine, or an existing cluster's scheduler.
 
 The local cluster has one worker process per core with one thread each (the jobs set
-torch's and SimpleITK's thread counts to one, `execute.limit_threads`). Jobs travel as
+torch's and SimpleITK's thread counts to one, `execute.threads_limited`). Jobs travel as
 paths and options; each worker reads its inputs and writes the outputs itself, so the
 output folder must be reachable at the same path from the client and every worker (a
 shared file system on a cluster). A job whose worker dies is rescheduled by Dask on

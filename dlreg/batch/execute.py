@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import SimpleITK as sitk
@@ -28,18 +29,30 @@ from dlreg.imaging.outputs import atomic_write, remove_partial
 from dlreg.imaging.resample import resample_to
 from dlreg.imaging.transforms import write_transform
 
-THREADS = 1  # per job: the MI refinement is bit-reproducible only single-threaded
+THREADS = 1  # per job: a local cluster runs one worker process per core
 
 
-def limit_threads(n: int = THREADS) -> None:
-    """Set torch's and SimpleITK's thread counts for the jobs of this process."""
+@contextmanager
+def threads_limited(n: int = THREADS) -> Iterator[None]:
+    """Run with torch's and SimpleITK's thread counts at `n`, then restore them (a job run in
+    the caller's own process leaves its thread settings as they were)."""
+    before = torch.get_num_threads(), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     torch.set_num_threads(n)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before[1])
 
 
 def run_job(job: Job, output: str) -> dict:
     """Run `job`, write its outputs under OUTPUT/jobs/ID and return its record (also in record.json)."""
-    limit_threads()
+    with threads_limited():
+        return _run_job(job, output)
+
+
+def _run_job(job: Job, output: str) -> dict:
     folder = job_folder(output, job.id)
     folder.mkdir(parents=True, exist_ok=True)
     remove_partial(folder)
