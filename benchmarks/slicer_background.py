@@ -49,10 +49,11 @@ class Ticks:
         self.timer.timeout.connect(lambda: self.times.append(time.perf_counter()))
         self.timer.start(TICK_MS)
 
-    def longest_gap(self) -> float:
+    def longest_gap(self) -> tuple[float, float]:
+        """(the longest gap in seconds, when it began)."""
         self.timer.stop()
         self.times.append(time.perf_counter())
-        return max(b - a for a, b in zip(self.times, self.times[1:]))
+        return max((b - a, a) for a, b in zip(self.times, self.times[1:]))
 
 
 class QtHost:
@@ -86,19 +87,21 @@ class QtHost:
 
 def background_run(app: QCoreApplication, fixed, moving, options: RigidOptions) -> dict:
     """One registration through JobRunner in the event loop; its longest gap and seconds."""
-    host, outcome = QtHost(), {}
+    host, outcome, phases = QtHost(), {}, []
     start = time.perf_counter()
     ticks = Ticks()
-    runner = JobRunner(rigid_job(fixed, moving, options), host, lambda f, m: None,
+    runner = JobRunner(rigid_job(fixed, moving, options), host, lambda f, m: phases.append((time.perf_counter(), m)),
                        lambda result: (outcome.setdefault("result", result), app.quit()),
                        lambda message: (outcome.setdefault("error", message), app.quit()))
     host.runner = runner
     QTimer.singleShot(0, runner.start)
     app.exec()
-    gap = ticks.longest_gap()
+    gap, began = ticks.longest_gap()
     if "error" in outcome:
         raise SystemExit(f"the background run failed: {outcome['error']}")
-    return {"longest_gap_s": gap, "seconds": time.perf_counter() - start, "ticks": len(ticks.times)}
+    during = [message for when, message in phases if when <= began][-1:] or ["before the first step"]
+    return {"longest_gap_s": gap, "longest_gap_during": during[0], "seconds": time.perf_counter() - start,
+            "ticks": len(ticks.times)}
 
 
 def in_process_run(app: QCoreApplication, fixed, moving, options: RigidOptions) -> dict:
@@ -107,7 +110,7 @@ def in_process_run(app: QCoreApplication, fixed, moving, options: RigidOptions) 
     ticks = Ticks()
     QTimer.singleShot(0, lambda: (register_nodes(fixed, moving, options), app.quit()))
     app.exec()
-    return {"longest_gap_s": ticks.longest_gap(), "seconds": time.perf_counter() - start}
+    return {"longest_gap_s": ticks.longest_gap()[0], "seconds": time.perf_counter() - start}
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ from dlreg.errors import InputImageError
 from dlreg.imaging.resample import resample_to
 from dlreg.mrml.modality import node_dicom_metadata
 from dlreg.mrml.transforms import transform_node_from_matrix
-from dlreg.mrml.volumes import image_from_volume_node, volume_node_from_image
+from dlreg.mrml.volumes import image_from_volume_node, volume_node_steps
 from dlreg.options import resolve
 from dlreg.progress import ProgressCallback
 from dlreg.rigid3d.options import RigidOptions
@@ -106,8 +106,8 @@ def output_steps(fixed_node, moving_node, payload: dict, resampled: sitk.Image, 
     """`add_outputs` one node group at a time: yields None between steps and the result last."""
     if payload.get("swapped"):
         fixed_node, moving_node = moving_node, fixed_node
-    volume = volume_node_from_image(resampled, f"{moving_node.GetName()} registered", scene=fixed_node.GetScene(),
-                                    node=output_volume)
+    volume = yield from volume_node_steps(resampled, f"{moving_node.GetName()} registered", fixed_node.GetScene(),
+                                          output_volume)
     yield None
     name = f"{moving_node.GetName()} to {fixed_node.GetName()}"
     matrix = np.asarray(payload["matrix_lps_fixed_to_moving"])

@@ -7,6 +7,8 @@ are copied, so the input node is never modified through the image.
 
 from __future__ import annotations
 
+from typing import Generator
+
 import numpy as np
 import SimpleITK as sitk
 import slicer
@@ -64,10 +66,22 @@ def update_volume_node_from_image(node, image: sitk.Image):
 
 def volume_node_from_image(image: sitk.Image, name: str, scene=None, node=None):
     """A new (or the given) scalar volume node holding the image, with display nodes."""
+    steps = volume_node_steps(image, name, scene, node)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:
+            return end.value
+
+
+def volume_node_steps(image: sitk.Image, name: str, scene=None, node=None) -> Generator[None, None, object]:
+    """`volume_node_from_image` as event-loop steps (`node = yield from ...`): the voxels, a pause,
+    then the display nodes, whose automatic window/level reads every voxel."""
     scene = scene or slicer.mrmlScene
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
     update_volume_node_from_image(node, image)
+    yield None
     node.CreateDefaultDisplayNodes()
     return node
 

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 import slicer.util
 
 from dlreg.mrml.transforms import transform_node_from_matrix
-from dlreg.mrml.volumes import image_from_volume_node, volume_node_from_image
+from dlreg.mrml.volumes import image_from_volume_node, volume_node_steps
 from dlreg.progress import ProgressCallback
 from dlreg.zeroshot.options import ZeroShotOptions
 
@@ -92,11 +92,10 @@ def output_steps(fixed_node, moving_node, payload: dict, resampled: sitk.Image, 
                  output_uncertainty=None) -> Iterator[ZeroShotNodeResult | None]:
     """`add_outputs` one node group at a time: yields None between steps and the result last."""
     scene = fixed_node.GetScene()
-    volume = volume_node_from_image(resampled, f"{moving_node.GetName()} registered", scene=scene,
-                                    node=output_volume)
+    volume = yield from volume_node_steps(resampled, f"{moving_node.GetName()} registered", scene, output_volume)
     yield None
-    heatmap = volume_node_from_image(uncertainty, f"{moving_node.GetName()} uncertainty", scene=scene,
-                                     node=output_uncertainty)
+    heatmap = yield from volume_node_steps(uncertainty, f"{moving_node.GetName()} uncertainty", scene,
+                                           output_uncertainty)
     yield None
     transform = None
     if "slices" not in payload:
