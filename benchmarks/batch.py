@@ -10,7 +10,7 @@ worker count; the ratio is the speed-up of 2 workers over 1 measured in the same
 `--every K` times every K-th job of the cohort only (a mixed subset, for a busy machine); the
 resume check always runs all 40 jobs (and the two bad rows) on 2 workers.
 
-    .venv/bin/python benchmarks/batch.py --data ../shared/data --out benchmarks/results/batch [--every 3]
+    .venv/bin/python benchmarks/batch.py --data DATA_DIR --out benchmarks/results/batch [--every 3]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@
    without Hounsfield units.
 6. Time per 240x240x155 volume (classify_image, one thread and default threads), target 0.3 s.
 
-    python benchmarks/modality.py [--data ../shared/data] [--paper-card CARD.json]
+    python benchmarks/modality.py [--data DATA_DIR] [--paper-card CARD.json]
 
 Writes benchmarks/results/modality.json and modality.md and prints the tables.
 """
