@@ -252,12 +252,7 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions
     matrix = transforms[0]
     if opts.refine:
         report(progress, 0.6, "refining by mutual information")
-        # a prediction whose landmarks fit no rigid motion is not trusted alone: the refinement
-        # also starts from the pre-alignment and the plain centroid shift, the best MI wins
-        untrusted = residual > residual_limit(max(*fixed.GetSpacing(), *moving.GetSpacing()))
-        starts = (frame_m @ np.linalg.inv(frame_f), _centroid_shift(prep_f, prep_m)) if untrusted else ()
-        matrix = refine_rigid(prep_f, prep_m, matrix, fixed_image=fixed, moving_image=moving, seed=opts.seed,
-                              alternatives=starts)
+        matrix = refine_rigid(prep_f, prep_m, matrix, fixed_image=fixed, moving_image=moving, seed=opts.seed)
         clock.stage("refine")
     report(progress, 0.85, "measuring the result")
     image, mask = _registered(prep_f, prep_m, matrix)
@@ -276,13 +271,6 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions
                        prealignment=prealignment, refined=opts.refine, estimator=opts.estimator,
                        likely_failed=bool(reasons), failure_reasons=reasons, timings=clock.seconds,
                        swapped=swapped, ordering=ordering, checks=checks)
-
-
-def _centroid_shift(fixed: Prepared, moving: Prepared) -> np.ndarray:
-    """The translation that lays the moving head's centroid on the fixed one's."""
-    shift = np.eye(4)
-    shift[:3, 3] = moving.centroid - fixed.centroid
-    return shift
 
 
 def _corner_distance(a: np.ndarray, b: np.ndarray, corners: np.ndarray) -> float:

@@ -6,9 +6,9 @@ two stages:
 
 1. Coarse (capture range): the ~2 mm normalised working images of `preprocess.prepare`,
    each cropped to its head's box, seeded samples anywhere in the fixed box, 32 bins. When
-   other starts are given (the pipeline does so when the network's landmarks fit no rigid
-   motion), each start first goes through a ~4 mm level (the cropped working images
-   bin-averaged twice) and the coarse optimum of highest MI is kept.
+   other starts are given (`alternatives`; the default pipeline gives none, see
+   docs/rigid3d.md "Refinement"), each start first goes through a ~4 mm level (the cropped
+   working images bin-averaged twice) and the coarse optimum of highest MI is kept.
 2. Fine (accuracy): the input volumes cropped to each head's box plus `CROP_MARGIN_MM`,
    bin-averaged to ~1 mm (`FINE_SPACING`) and normalised the same way, samples anywhere in
    the fixed box (the head outline is informative), 64 bins.
