@@ -33,7 +33,6 @@ fixed, moving = (itk.imread(p, itk.F) for p in sys.argv[1:3])
 params = itk.ParameterObject.New()
 params.AddParameterMap(params.GetDefaultParameterMap("rigid"))
 _, result = itk.elastix_registration_method(fixed, moving, parameter_object=params, log_to_console=False)
-result.WriteParameterFile(result.GetParameterMap(0), sys.argv[3] + ".txt")
 np.save(sys.argv[3], np.array([float(v) for v in result.GetParameter(0, "TransformParameters")]
                               + [float(v) for v in result.GetParameter(0, "CenterOfRotationPoint")]))
 """
@@ -110,7 +109,8 @@ def memory_256(data: Path, threads: int) -> dict:
     grid = sitk.Image([256] * 3, sitk.sitkFloat32)
     grid.SetDirection(case.fixed.GetDirection())
     center = case.fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in case.fixed.GetSize()])
-    grid.SetOrigin((np.asarray(center) - np.asarray(case.fixed.GetDirection()).reshape(3, 3) @ [127.5] * 3).tolist())
+    direction = np.asarray(case.fixed.GetDirection()).reshape(3, 3)
+    grid.SetOrigin((np.asarray(center) - direction @ np.full(3, 127.5)).tolist())
     fixed = sitk.Resample(case.fixed, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     moving = sitk.Resample(moved_scan(case.source(data), case.motions["paper"]), grid, sitk.Transform(),
                            sitk.sitkLinear, 0.0, sitk.sitkFloat32)

@@ -89,14 +89,12 @@ class _Volume:
         return value, d_index.astype(float) @ self.linear  # chain rule: index = linear @ point + offset
 
 
-def sample_points(fixed: sitk.Image, n_samples: int, seed: int, mask: sitk.Image | None = None) -> np.ndarray:
-    """Up to `n_samples` LPS points: seeded voxels of `fixed` (inside `mask`), jittered within the voxel."""
-    array = sitk.GetArrayViewFromImage(mask if mask is not None else fixed)
-    candidates = np.flatnonzero(array) if mask is not None else np.arange(array.size)
+def sample_points(fixed: sitk.Image, n_samples: int, seed: int) -> np.ndarray:
+    """Up to `n_samples` LPS points: seeded voxels of `fixed`, each jittered within its voxel."""
+    size = int(np.prod(fixed.GetSize()))
     rng = np.random.default_rng(seed)
-    if len(candidates) > n_samples:
-        candidates = np.sort(rng.choice(candidates, n_samples, replace=False))
-    kji = np.stack(np.unravel_index(candidates, array.shape), axis=1).astype(float)
+    candidates = np.sort(rng.choice(size, n_samples, replace=False)) if size > n_samples else np.arange(size)
+    kji = np.stack(np.unravel_index(candidates, fixed.GetSize()[::-1]), axis=1).astype(float)
     ijk = kji[:, ::-1] + rng.uniform(-0.5, 0.5, kji.shape)
     ijk = np.clip(ijk, 0.0, np.asarray(fixed.GetSize(), float) - 1.0)
     matrix = index_to_physical_matrix(fixed)
@@ -117,8 +115,8 @@ class MattesMI:
 
     @classmethod
     def build(cls, fixed: sitk.Image, moving: sitk.Image, center: np.ndarray, *, n_samples: int, bins: int,
-              seed: int, mask: sitk.Image | None = None) -> "MattesMI":
-        points = sample_points(fixed, n_samples, seed, mask)
+              seed: int) -> "MattesMI":
+        points = sample_points(fixed, n_samples, seed)
         values, _ = _Volume(fixed).read(points, gradient=False)
         moving_array = sitk.GetArrayViewFromImage(moving)
         moving_range = (min(0.0, float(moving_array.min())), float(moving_array.max()))
