@@ -24,7 +24,7 @@ each stage, the failure flag (its rate among successful cases). JSON and markdow
 --out after every case, with the load average; --plot draws TRE against the start rotation.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1 \\
-        .venv/bin/python benchmarks/rigid3d.py --data ../shared/data --cases 36 --threads 1 \\
+        .venv/bin/python benchmarks/rigid3d.py --data DATA_DIR --cases 36 --threads 1 \\
         --plot docs/rigid3d_error_vs_rotation.png
 """
 
@@ -41,7 +41,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import SimpleITK as sitk
-from devdata import BRATS2018, INVESALIUS_CT, TEST_SUBJECTS, read_invesalius
+from devdata import BRATS2018, DEFAULT_DATA, INVESALIUS_CT, TEST_SUBJECTS, read_invesalius
 
 from dlreg.imaging.geometry import apply_matrix, image_corners
 from dlreg.imaging.io import read_image
@@ -264,7 +264,7 @@ def main() -> None:
     from rigid3d_report import plot, write
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--cases", type=int, default=36, help="cases per test row")
     parser.add_argument("--aurora-cases", type=int, default=9)
     parser.add_argument("--weights", default=None, help="keypoint model weights (default: bundled)")

@@ -21,7 +21,7 @@ cases times a margin). `--split test` uses devdata.TEST_SUBJECTS and reports the
 `failure_score` (failed vs successful), Spearman rho of the score against the TRE (cases with
 a TRE), and the flag rate on the successful cases.
 
-    .venv/bin/python benchmarks/rigid3d_failures.py --data ../shared/data --split test --rounds 2
+    .venv/bin/python benchmarks/rigid3d_failures.py --data DATA_DIR --split test --rounds 2
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
-from devdata import INEXACT_SUBJECTS, TEST_SUBJECTS
+from devdata import DEFAULT_DATA, INEXACT_SUBJECTS, TEST_SUBJECTS
 from rigid3d import CT_SUBJECT, SUBJECTS, available, corner_distance, moved_scan, read_volume
 from scipy.stats import spearmanr
 
@@ -212,7 +212,7 @@ def choose(rows: list[dict], margin: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument("--rounds", type=int, default=1, help="times every kind runs on every pair")
     parser.add_argument("--exclude", nargs="*", default=[], help="subjects to leave out (MI floor check)")

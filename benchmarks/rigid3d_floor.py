@@ -10,7 +10,7 @@ the nominal alignment is off. Three different metrics agreeing on a shift say th
 data, not a metric, is off. A subject is excluded from the nominal-truth rows when the
 median of the three metrics exceeds `--limit` (1 mm) on any of its contrasts.
 
-    .venv/bin/python benchmarks/rigid3d_floor.py --data ../shared/data --out benchmarks/results
+    .venv/bin/python benchmarks/rigid3d_floor.py --data DATA_DIR --out benchmarks/results
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from devdata import DEFAULT_DATA
 from rigid3d import CT_SUBJECT, SUBJECTS, available, corner_distance, read_volume
 
 from dlreg.imaging.geometry import rigid_to_matrix
@@ -69,7 +70,7 @@ def offsets(fixed: sitk.Image, moving: sitk.Image) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--limit", type=float, default=1.0, help="mm: exclude a subject beyond this")
     parser.add_argument("--subjects", nargs="*", default=None)

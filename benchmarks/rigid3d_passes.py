@@ -4,7 +4,7 @@ Same cases and motions as `benchmarks/rigid3d.py`; per case, the pipeline's own 
 (centroid shift on the paper range, PCA pre-alignment on the wide range), then `--passes`
 predictions, each from the moving volume re-sampled in the frame the previous one moved.
 
-    .venv/bin/python benchmarks/rigid3d_passes.py --data ../shared/data --cases 30 --passes 4
+    .venv/bin/python benchmarks/rigid3d_passes.py --data DATA_DIR --cases 30 --passes 4
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
+from devdata import DEFAULT_DATA
 from rigid3d import RANGES, cases, corner_distance, moved_scan
 
 from dlreg.rigid3d.model import load_model
@@ -24,7 +25,7 @@ from dlreg.rigid3d.preprocess import prepare, sample_canonical
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--cases", type=int, default=30)
     parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--weights", default=None, help="keypoint model weights (default: bundled)")

@@ -7,7 +7,7 @@ resident set size, from os.wait4) are measured per process; the TRE of each writ
 transform checks that the speed is not bought with accuracy. With --memory the default
 register3d also runs on two 256^3 volumes (a T1 and its moved T2 on 256^3 1 mm grids).
 
-    .venv/bin/python benchmarks/rigid3d_process.py --data ../shared/data --cases 12 --threads 1 --memory
+    .venv/bin/python benchmarks/rigid3d_process.py --data DATA_DIR --cases 12 --threads 1 --memory
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from devdata import DEFAULT_DATA
 from rigid3d import cases, corner_distance, moved_scan
 
 from dlreg.imaging.transforms import read_transform
@@ -138,7 +139,7 @@ def summary(rows: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--cases", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--memory", action="store_true", help="also the peak memory on two 256^3 volumes")

@@ -9,7 +9,7 @@ Per case (test subjects, paper range) every refinement starts from the network's
 and runs twice; the table gives TRE, wall and CPU seconds and whether the two runs gave the
 same bytes, for ITK with 1 and 2 threads and for dlreg (which uses one thread).
 
-    .venv/bin/python benchmarks/rigid3d_refinement.py --data ../shared/data --cases 12
+    .venv/bin/python benchmarks/rigid3d_refinement.py --data DATA_DIR --cases 12
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
+from devdata import DEFAULT_DATA
 from rigid3d import cases, corner_distance, moved_scan
 
 from dlreg.imaging.geometry import matrix_to_rigid, rigid_to_matrix
@@ -86,7 +87,7 @@ def twice(refine, *args, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--cases", type=int, default=12)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()

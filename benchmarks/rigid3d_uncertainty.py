@@ -4,7 +4,7 @@ Same cases and motions as `benchmarks/rigid3d.py`; per case the default pipeline
 refinement (`refine=False`, `--samples` perturbed predictions) gives the network's TRE and
 its reported spread (`uncertainty["corner_mm"]`, RMS over the head-box corners).
 
-    .venv/bin/python benchmarks/rigid3d_uncertainty.py --data ../shared/data --cases 30
+    .venv/bin/python benchmarks/rigid3d_uncertainty.py --data DATA_DIR --cases 30
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
+from devdata import DEFAULT_DATA
 from rigid3d import RANGES, cases, corner_distance, moved_scan
 from scipy.stats import spearmanr
 
@@ -23,7 +24,7 @@ from dlreg.rigid3d.pipeline import register_images
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--cases", type=int, default=30)
     parser.add_argument("--samples", type=int, default=8)
     args = parser.parse_args()

@@ -28,6 +28,7 @@ from dlreg.imaging.io import read_image, write_image
 from dlreg.imaging.outputs import atomic_write, remove_partial
 from dlreg.imaging.resample import resample_to
 from dlreg.imaging.transforms import write_transform
+from dlreg.timing import StageClock
 
 THREADS = 1  # per job: a local cluster runs one worker process per core
 
@@ -71,22 +72,10 @@ def _run_job(job: Job, output: str) -> dict:
     return record
 
 
-class _Laps:
-    """Seconds of a job's stages (read, run, write), each measured from the end of the previous one."""
-
-    def __init__(self) -> None:
-        self.fields: dict[str, float] = {}
-        self._since = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.fields[f"{stage}_seconds"] = round(now - self._since, 3)
-        self._since = now
-
-    def done(self) -> dict[str, float]:
-        """The stage times with the last stage (writing) closed."""
-        self.lap("write")
-        return self.fields
+def _stage_fields(clock: StageClock) -> dict[str, float]:
+    """The job's stage times as record fields, the last stage (writing) closed now."""
+    clock.stage("write")
+    return {f"{stage}_seconds": round(seconds, 3) for stage, seconds in clock.seconds.items()}
 
 
 class _Writer:
@@ -107,11 +96,11 @@ class _Writer:
 def _register3d(job: Job, folder: Path, output: Path) -> dict:
     from dlreg.rigid3d.pipeline import register_images
 
-    laps = _Laps()
+    clock = StageClock()
     fixed, moving = read_image(job.fixed), read_image(job.moving)
-    laps.lap("read")
+    clock.stage("read")
     result = register_images(fixed, moving, job.options)
-    laps.lap("run")
+    clock.stage("run")
     if result.swapped:
         fixed, moving = moving, fixed
     registered = resample_to(moving, fixed, result.matrix)
@@ -127,17 +116,17 @@ def _register3d(job: Job, folder: Path, output: Path) -> dict:
             "rotation_deg": spread["rotation_deg"], "translation_mm": spread["translation_mm"],
             "corner_mm": spread["corner_mm"], "dsc": result.metrics.get("DSC"), "swapped": result.swapped,
             "likely_failed": result.likely_failed, "failure_reasons": list(result.failure_reasons),
-            **laps.done(), "details": result.to_json()}
+            **_stage_fields(clock), "details": result.to_json()}
 
 
 def _register2d(job: Job, folder: Path, output: Path) -> dict:
     from dlreg.zeroshot.slicewise import register_images
 
-    laps = _Laps()
+    clock = StageClock()
     fixed, moving = read_image(job.fixed), read_image(job.moving)
-    laps.lap("read")
+    clock.stage("read")
     result = register_images(fixed, moving, job.options, slice_index=job.slice)
-    laps.lap("run")
+    clock.stage("run")
     item = result.single
     matrix = item.matrix
     if fixed.GetSize()[2] == 1 and moving.GetSize()[2] == 1:
@@ -153,24 +142,24 @@ def _register2d(job: Job, folder: Path, output: Path) -> dict:
     return {"files": out.files, "uncertainty": summary["predicted_grid_error_px"], "uncertainty_unit": "px",
             "grid_error_px": summary["predicted_grid_error_px"], "max_variance_px2": summary["max_variance_px2"],
             "slice": item.slice_index, "likely_failed": item.in_plane.likely_failed,
-            "failure_reasons": list(item.in_plane.failure_reasons), **laps.done(), "details": result.to_json()}
+            "failure_reasons": list(item.in_plane.failure_reasons), **_stage_fields(clock), "details": result.to_json()}
 
 
 def _classify(job: Job, folder: Path, output: Path) -> dict:
     from dlreg.modality.dicom import read_dicom_metadata
     from dlreg.modality.pipeline import classify_image
 
-    laps = _Laps()
+    clock = StageClock()
     image = read_image(job.image)
     metadata = read_dicom_metadata(job.image) if Path(job.image).is_dir() else None
-    laps.lap("read")
+    clock.stage("read")
     result = classify_image(image, job.options, dicom_metadata=metadata, name=job.image)
-    laps.lap("run")
+    clock.stage("run")
     out = _Writer(folder, output)
     out.pictures(thumbnails.image_pictures(image))
     return {"files": out.files, "predicted_class": result.label, "confidence": result.confidence,
             "uncertainty": 1.0 - result.confidence, "uncertainty_unit": "1 - confidence",
-            "note": result.reason, **laps.done(), "details": result.to_json()}
+            "note": result.reason, **_stage_fields(clock), "details": result.to_json()}
 
 
 TASKS: dict[str, Callable[[Job, Path, Path], dict]] = {

@@ -47,6 +47,7 @@ from dlreg.rigid3d.options import RigidOptions
 from dlreg.rigid3d.preprocess import Prepared, image_box_corners, prepare, sample_canonical
 from dlreg.rigid3d.quality import quality_metrics
 from dlreg.rigid3d.refine import mirror_gain, refine_rigid
+from dlreg.timing import StageClock
 
 PERTURBATION = (3.0, 3.0)  # degrees, mm
 PREALIGN_GRID = (32, 8.0)  # voxels, mm: the grid on which pre-alignment candidates are compared
@@ -103,19 +104,6 @@ class RigidResult:
                 "failure_score": self.failure_score,
                 "failure_checks": {k: None if np.isnan(v) else float(v) for k, v in self.checks.items()},
                 "stage_seconds": {k: round(v, 3) for k, v in self.timings.items()}}
-
-
-class _StageClock:
-    """Seconds spent in each named stage, measured from the end of the previous one."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def stage(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = now - self._last
-        self._last = now
 
 
 def fixed_frame(prepared: Prepared) -> np.ndarray:
@@ -234,7 +222,7 @@ def register_images(fixed: sitk.Image, moving: sitk.Image, options: RigidOptions
         swapped = fixed_index == 1
         if swapped:
             fixed, moving = moving, fixed
-    clock = _StageClock()
+    clock = StageClock()
     report(progress, 0.0, "preparing the volumes")
     prep_f, prep_m = _prepare_pair(fixed, moving)
     clock.stage("prepare")

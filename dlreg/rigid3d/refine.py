@@ -5,10 +5,7 @@ fixed order) minimised by BFGS over an Euler3D transform centred on the fixed he
 two stages:
 
 1. Coarse (capture range): the ~2 mm normalised working images of `preprocess.prepare`,
-   each cropped to its head's box, seeded samples anywhere in the fixed box, 32 bins. When
-   other starts are given (`alternatives`; the default pipeline gives none, see
-   docs/rigid3d.md "Refinement"), each start first goes through a ~4 mm level (the cropped
-   working images bin-averaged twice) and the coarse optimum of highest MI is kept.
+   each cropped to its head's box, seeded samples anywhere in the fixed box, 32 bins.
 2. Fine (accuracy): the input volumes cropped to each head's box plus `CROP_MARGIN_MM`,
    bin-averaged to ~1 mm (`FINE_SPACING`) and normalised the same way, samples anywhere in
    the fixed box (the head outline is informative), 64 bins.
@@ -45,7 +42,6 @@ class Stage:
     max_step_mm: float
 
 
-CAPTURE = Stage(bins=32, samples=5_000, max_iterations=40, tolerance_mm=0.2, max_step_mm=10.0)
 COARSE = Stage(bins=32, samples=10_000, max_iterations=40, tolerance_mm=0.05, max_step_mm=5.0)
 FINE = Stage(bins=64, samples=50_000, max_iterations=40, tolerance_mm=0.005, max_step_mm=2.0)
 
@@ -99,31 +95,16 @@ def _coarse_metric(fixed: Prepared, moving: Prepared, seed: int) -> MattesMI:
     return _metric(crop_to_head(fixed.image, fixed), crop_to_head(moving.image, moving), fixed.centroid, COARSE, seed)
 
 
-def _capture(fixed: Prepared, moving: Prepared, starts: list[np.ndarray], seed: int) -> np.ndarray:
-    """The coarse optimum of highest MI among the optima reached from each start through a ~4 mm
-    level (the working images bin-averaged twice: a capture range of ~20 mm and ~15 degrees)."""
-    coarse = _coarse_metric(fixed, moving, seed)
-    shrunk = [sitk.BinShrink(crop_to_head(prep.image, prep), [2, 2, 2]) for prep in (fixed, moving)]
-    level = _metric(*shrunk, fixed.centroid, CAPTURE, seed)
-    optima = [_optimise(coarse, level.matrix(_optimise(level, start, CAPTURE)), COARSE) for start in starts]
-    return coarse.matrix(min(optima, key=lambda params: coarse(params)[0]))
-
-
 def refine_rigid(fixed: Prepared, moving: Prepared, matrix: np.ndarray, *,
                  fixed_image: sitk.Image | None = None, moving_image: sitk.Image | None = None,
-                 seed: int = 0, alternatives: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+                 seed: int = 0) -> np.ndarray:
     """Refine a fixed->moving 4x4 by Mattes MI (coarse on the working grids, fine at ~1 mm).
 
     `fixed_image`/`moving_image` are the input volumes for the fine stage; without them the
-    fine stage runs on the working images. With `alternatives` (other starts, for a `matrix`
-    that may be far off), the coarse stage starts from each through a ~4 mm level and keeps
-    the optimum of highest MI.
+    fine stage runs on the working images.
     """
-    if alternatives:
-        matrix = _capture(fixed, moving, [matrix, *alternatives], seed)
-    else:
-        coarse = _coarse_metric(fixed, moving, seed)
-        matrix = coarse.matrix(_optimise(coarse, matrix, COARSE))
+    coarse = _coarse_metric(fixed, moving, seed)
+    matrix = coarse.matrix(_optimise(coarse, matrix, COARSE))
     fine_f, fine_m = (crop_to_head(prep.image, prep) if image is None else
                       fine_image(crop_to_head(image, prep), prep.modality)
                       for image, prep in ((fixed_image, fixed), (moving_image, moving)))
