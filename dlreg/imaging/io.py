@@ -222,5 +222,13 @@ def itk_message(exc: BaseException) -> str:
             for known, meaning in _ITK_MEANINGS.items():
                 if description.startswith(known):
                     return meaning
-            return description
+            return description + _library_detail(lines)
     return lines[-1] if lines else type(exc).__name__
+
+
+def _library_detail(lines: list[str]) -> str:
+    """The innermost reason a reader library (teem's "[nrrd] ...") gave, when the ITK line ends
+    without one (e.g. 'expected 347200 bytes but received 184854' for a half-copied NRRD)."""
+    reasons = [re.sub(r"^\[\w+\] \w+: ?", "", line) for line in lines if line.startswith("[")]
+    reasons = [r for r in reasons if r and not r.startswith("trouble")]
+    return f" {reasons[-1]}" if reasons else ""
