@@ -78,7 +78,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return _blur_matrix(h, float(sigma)) @ (x @ _blur_matrix(w, float(sigma)).T)
 
 
-def _derivatives(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def image_derivatives(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Central differences gx, gy and the 5-point Laplacian of (N, C, H, W)."""
     p = F.pad(x, (1, 1, 1, 1), mode="replicate")
     gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
@@ -109,7 +109,7 @@ class InvariantBank:
         maps = []
         for s in self.sigmas:
             g = gaussian_blur(x, s)
-            gx, gy, lap = _derivatives(g)
+            gx, gy, lap = image_derivatives(g)
             grad = torch.sqrt(gx * gx + gy * gy) * s
             blob = lap.abs() * s * s
             local = gaussian_blur(grad, 2 * s) + 1e-3
@@ -135,6 +135,6 @@ class ShapeBank:
         maps = []
         for s in self.sigmas:
             m = gaussian_blur(fg, s)
-            _, _, lap = _derivatives(m)
+            _, _, lap = image_derivatives(m)
             maps += [m, lap.clamp_min(0) * s * s, (-lap).clamp_min(0) * s * s]
         return torch.cat(maps, dim=1)

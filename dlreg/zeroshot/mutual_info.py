@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from dlreg.errors import MismatchedInputsError
-from dlreg.zeroshot.features import _derivatives, gaussian_blur
+from dlreg.zeroshot.features import gaussian_blur, image_derivatives
 
 BINS = 32
 SMOOTH_SIGMA = 0.5
@@ -62,7 +62,7 @@ class MutualInformation:
         h, w = fixed.shape
         blurred = gaussian_blur(torch.stack([fixed, moving]).float()[:, None], smooth)
         fs, ms = blurred[0, 0], blurred[1:]
-        gx, gy, _ = _derivatives(ms)
+        gx, gy, _ = image_derivatives(ms)
         self.fields = torch.cat([ms, gx, gy], dim=1)  # (1, 3, H, W): moving intensity and gradient
         ys, xs = _sample_points(fixed)
         if len(ys) < 16:

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from dlreg.errors import MismatchedInputsError
-from dlreg.zeroshot.features import _derivatives, gaussian_blur
+from dlreg.zeroshot.features import gaussian_blur, image_derivatives
 
 N_EDGE_POINTS = 8000
 
 
-def _level_matrix(factor: float) -> torch.Tensor:
+def level_matrix(factor: float) -> torch.Tensor:
     """Level pixel -> full-resolution pixel for average pooling by `factor`."""
     s = torch.eye(3, dtype=torch.float64)
     s[0, 0] = s[1, 1] = factor
@@ -35,7 +35,7 @@ def _level_matrix(factor: float) -> torch.Tensor:
     return s
 
 
-def _pyramid(x: torch.Tensor, factor: int, smooth: float) -> torch.Tensor:
+def pyramid(x: torch.Tensor, factor: int, smooth: float) -> torch.Tensor:
     x = x[:, None].float()
     x = F.avg_pool2d(x, factor) if factor > 1 else x
     return gaussian_blur(x, smooth)
@@ -43,7 +43,7 @@ def _pyramid(x: torch.Tensor, factor: int, smooth: float) -> torch.Tensor:
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 2, H, W) gradient images and the per-image NGF epsilon (mean gradient magnitude)."""
-    gx, gy, _ = _derivatives(x)
+    gx, gy, _ = image_derivatives(x)
     g = torch.cat([gx, gy], dim=1)
     eps = torch.sqrt((g * g).sum(dim=1)).mean(dim=(1, 2)).clamp_min(1e-6)
     return g, eps
@@ -98,10 +98,10 @@ class _Level:
 
     def __init__(self, fixed, moving, factor, smooth, n_points, centre, half):
         if len(moving) == 1:  # one pyramid call for both images
-            both = _pyramid(torch.cat([fixed[None], moving]), factor, smooth)
+            both = pyramid(torch.cat([fixed[None], moving]), factor, smooth)
             fixed_l, moving_l = both[:1], both[1:]
         else:
-            fixed_l, moving_l = _pyramid(fixed[None], factor, smooth), _pyramid(moving, factor, smooth)
+            fixed_l, moving_l = pyramid(fixed[None], factor, smooth), pyramid(moving, factor, smooth)
         g_fix, eps_fix = _gradients(fixed_l)
         pts_l, n_fix = _edge_points(g_fix, eps_fix, n_points)
         self.fixed_grad, self.fixed_eps2 = g_fix, eps_fix[:, None].float() ** 2  # for edge_lock
@@ -110,7 +110,7 @@ class _Level:
         self.fields = torch.cat([g_mov, hess], dim=1)  # (N|1, 5, h, w)
         self.eps2 = eps_m[:, None].float() ** 2
         mh, mw = g_mov.shape[-2:]
-        s = _level_matrix(float(factor))
+        s = level_matrix(float(factor))
         self.pts = pts_l @ s.T  # full-resolution pixel positions of the edge points (K, 3)
         to_norm = torch.tensor([[2.0 / max(mw - 1, 1), 0, -1.0], [0, 2.0 / max(mh - 1, 1), -1.0],
                                 [0, 0, 1.0]], dtype=torch.float64)

@@ -16,8 +16,8 @@ import math
 import numpy as np
 import torch
 
-from dlreg.zeroshot.features import _derivatives
-from dlreg.zeroshot.refine import _level_matrix, _pyramid
+from dlreg.zeroshot.features import image_derivatives
+from dlreg.zeroshot.refine import level_matrix, pyramid
 from dlreg.zeroshot.warping import warp
 
 FACTOR = 4
@@ -25,7 +25,7 @@ FACTOR = 4
 
 def _direction_products(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, h, w) maps whose channel-wise products sum to (n_F . n_M)^2, for (N, h, w) images."""
-    gx, gy, _ = _derivatives(images[:, None])
+    gx, gy, _ = image_derivatives(images[:, None])
     g2 = gx * gx + gy * gy
     eps2 = torch.sqrt(g2).mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6) ** 2
     d = g2 + eps2
@@ -40,7 +40,7 @@ def rigid_candidates(fixed: torch.Tensor, moving: torch.Tensor, rotations: np.nd
 
 
 def _search(fixed, moving, rotations, factor):
-    levels = _pyramid(torch.stack([fixed, moving]).float(), factor, 1.0)[:, 0]  # (2, h, w)
+    levels = pyramid(torch.stack([fixed, moving]).float(), factor, 1.0)[:, 0]  # (2, h, w)
     h, w = levels.shape[-2:]
     centre = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], dtype=torch.float64)
     turn = torch.eye(3, dtype=torch.float64).repeat(len(rotations), 1, 1)
@@ -61,5 +61,5 @@ def _search(fixed, moving, rotations, factor):
     ty, tx = ty[best // size[1]], tx[best % size[1]]
     shift = torch.eye(3, dtype=torch.float64).repeat(len(rotations), 1, 1)
     shift[:, 0, 2], shift[:, 1, 2] = tx, ty
-    level = _level_matrix(float(factor))
+    level = level_matrix(float(factor))
     return (level @ turn @ shift @ torch.linalg.inv(level)).numpy(), score
