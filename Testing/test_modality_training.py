@@ -72,8 +72,10 @@ def test_samples_are_cached_and_reproducible(volumes, samples, cache):
 @pytest.mark.parametrize("spec", [SHIPPED_SPEC, PAPER_SPEC], ids=["shipped", "paper"])
 def test_grouped_cv_final_fit_and_card(samples, tmp_path, spec):
     out = tmp_path / "m.pt"
+    cv_out = tmp_path / "not yet made" / "cv.npz"  # its folder is made, as for every output
     card = train_on_samples(samples, out, spec=spec, epochs=1, batch_size=4, folds=2, exclude_subjects=("mni",),
-                            device="cpu")
+                            device="cpu", cv_out=cv_out)
+    assert np.load(cv_out)["logits"].shape[0] == len(samples.y)
     assert card["test_subjects_not_trained_on"] == ["mni"]
     assert card["network_classes"] == list(spec.classes)
     loso = card["loso_metrics"]
@@ -84,3 +86,11 @@ def test_grouped_cv_final_fit_and_card(samples, tmp_path, spec):
     result = classify_image(read_image(sample_path("stroke_t2_2mm.nrrd")), weights=out, device="cpu")
     assert result.label in CLASSES + ("unknown",)
     assert sum(result.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_an_unwritable_output_is_refused_before_any_training(samples, tmp_path):
+    from dlreg.imaging.outputs import OutputError
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        train_on_samples(samples, tmp_path / "m.pt", epochs=50, cv_out=tmp_path / "a-file" / "cv.npz", device="cpu")

@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from dlreg.imaging.outputs import check_output_paths
 from dlreg.progress import log_progress
 from dlreg.training.modality.samples import SampleSet, make_samples
 from dlreg.training.modality.train import PAPER_SPEC, SHIPPED_SPEC, train_on_samples
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--cv-out", default=None, help="save the out-of-fold logits here (.npz)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    check_output_paths([args.output, args.cv_out])  # before the samples (minutes to build)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from dlreg.device import resolve_device
+from dlreg.imaging.outputs import atomic_write, check_output_paths
 from dlreg.modality.calibration import softmax
 from dlreg.modality.classes import CLASSES, CT, MR_FLAIR, MR_T1, MR_T1C, MR_T2, UNKNOWN
 from dlreg.modality.classifier import ModalityNet, flip_averaged_logits, save_classifier
@@ -201,6 +202,15 @@ def evaluation_report(samples: SampleSet, predicted: np.ndarray, confidence: np.
     return out
 
 
+def _save_cv(path: str | Path, **arrays) -> None:
+    """The out-of-fold results as an .npz, written whole or not at all (its folder made if needed)."""
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as stream:  # a stream: np.savez adds no ".npz" to the name
+            np.savez(stream, **arrays)
+
+    atomic_write(path, write)
+
+
 def train_on_samples(samples: SampleSet, out: str | Path, *, spec: NetworkSpec = SHIPPED_SPEC,
                      epochs: int = 15, batch_size: int = 8, lr: float = 2e-3, seed: int = 0, device: str = "auto",
                      loso: bool = True, folds: int | None = None, exclude_subjects: Sequence[str] = (),
@@ -209,6 +219,7 @@ def train_on_samples(samples: SampleSet, out: str | Path, *, spec: NetworkSpec =
     """CV on all subjects (calibration + metrics; `folds` as in cross_validate), the final fit
     without `exclude_subjects` (the test split), its accuracy on them, weights + card;
     `cv_out` keeps the out-of-fold logits and the samples' provenance (.npz)."""
+    check_output_paths([out, cv_out])  # before hours of training, not after
     start = time.time()
     card = dict(card or {})
     fit_args = dict(epochs=epochs, batch=batch_size, lr=lr, seed=seed, device=device)
@@ -217,7 +228,7 @@ def train_on_samples(samples: SampleSet, out: str | Path, *, spec: NetworkSpec =
         cv = cross_validate(samples, spec, folds=folds, progress=progress, span=(0.0, 0.9), **fit_args)
         temperature, threshold = calibrate(samples, cv["logits"], spec)
         if cv_out is not None:
-            np.savez(cv_out, logits=cv["logits"], temperature=temperature, threshold=threshold,
+            _save_cv(cv_out, logits=cv["logits"], temperature=temperature, threshold=threshold,
                      **{f: getattr(samples, f) for f in SampleSet.FIELDS if f != "x"})
         metrics = evaluation_report(samples, *decide(samples, cv["logits"], spec, temperature, threshold))
     held_out = np.isin(samples.subject, list(exclude_subjects))
