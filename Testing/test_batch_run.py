@@ -72,8 +72,9 @@ def results(output: Path) -> dict[str, dict]:
 
 
 def batch_cli(*args: str, **kwargs) -> subprocess.Popen:
+    # errors="replace": a client killed mid-write can leave half of a progress bar's UTF-8 character
     return subprocess.Popen([sys.executable, "-m", "dlreg", "batch", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+                            stderr=subprocess.PIPE, text=True, errors="replace", **kwargs)
 
 
 @pytest.fixture(scope="module")
